@@ -1,0 +1,3 @@
+"""oodstudy: reusable code behind the notebooks (data, models, detectors, metrics, reports)."""
+
+__version__ = "0.1.0"

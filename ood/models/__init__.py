@@ -1,0 +1,62 @@
+"""Networks and their checkpoints.
+
+A checkpoint is a plain dict ``{"arch": str, "config": dict, "state_dict": ...}`` so that
+``load(path)`` can rebuild the architecture from the file alone and read it with
+``torch.load(weights_only=True)`` (no pickled code is ever executed).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .classifiers import Classifier, ResNet18, SmallCNN
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "cnn": SmallCNN,
+    "resnet18": ResNet18,
+}
+
+
+def build(arch: str, **config: Any) -> nn.Module:
+    """Build a network by the name used in params.yaml."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[arch](**config)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file then rename, so an interruption never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save(model: nn.Module, path: str | os.PathLike, arch: str, config: dict[str, Any],
+         **extra: Any) -> None:
+    """Write ``model`` with what ``load`` needs to rebuild it; ``extra`` holds plain metadata."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({"arch": arch, "config": config, "state_dict": state, **extra}, path)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a network written by ``save``; returned in ``eval()`` mode on ``map_location``."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    model = build(ckpt["arch"], **ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location).eval()
+
+
+__all__ = ["ARCHITECTURES", "Classifier", "ResNet18", "SmallCNN", "atomic_torch_save", "build", "load", "save"]

@@ -1,0 +1,54 @@
+"""Run one pipeline notebook: ``python -m ood.notebook notebooks/02_classifier.ipynb``.
+
+What every dvc stage does, in one place: check params.yaml (stop before any work if it is wrong),
+execute the notebook with papermill and params.yaml's values as parameters (``-f params.yaml``),
+write the executed notebook to ``reports/notebooks/`` and an HTML copy without code cells beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import params as P
+
+
+def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: str | Path | None = None) -> Path:
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    root = P.project_root()
+    values = P.load(root / P.PARAMS_FILE)
+    notebook = Path(notebook)
+    out_dir = root / out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)  # papermill does not create it
+    executed = out_dir / notebook.name
+    pm.execute_notebook(str(notebook), str(executed), parameters=values, kernel_name="python3",
+                        cwd=str(root), log_output=True, progress_bar=False)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    html_path = root / html if html else executed.with_suffix(".html")
+    tmp = html_path.with_suffix(".html.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(html_path)
+    return html_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", help="notebook to execute, e.g. notebooks/01_data.ipynb")
+    parser.add_argument("--html", help="where to write the HTML export (default: beside the executed notebook)")
+    args = parser.parse_args(argv)
+    try:
+        html = run(args.notebook, html=args.html)
+    except P.ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {html}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

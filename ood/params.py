@@ -1,0 +1,212 @@
+"""params.yaml: its schema, validation, and access from notebooks.
+
+A wrong key, type or value stops the pipeline before any work, with a message that names the key
+and what it accepts. ``python -m ood.params [FILE]`` checks a file (every dvc stage runs it first).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message lists every problem found."""
+
+
+# --- a tiny schema language: each checker returns an error message or None -------------------------
+
+Checker = Callable[[Any], "str | None"]
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Checker:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"must be an integer{_range(lo, hi)}, got {v!r}"
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            return f"must be an integer{_range(lo, hi)}, got {v}"
+        return None
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Checker:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"must be a number{_range(lo, hi, lo_open)}, got {v!r}"
+        if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
+            return f"must be a number{_range(lo, hi, lo_open)}, got {v}"
+        return None
+    return check
+
+
+def choice(*allowed: Any) -> Checker:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else f"must be one of {', '.join(map(repr, allowed))}; got {v!r}"
+    return check
+
+
+def boolean() -> Checker:
+    return lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}"
+
+
+def text() -> Checker:
+    return lambda v: None if isinstance(v, str) and v else f"must be a non-empty string, got {v!r}"
+
+
+def optional(inner: Checker) -> Checker:
+    return lambda v: None if v is None else inner(v)
+
+
+def device() -> Checker:
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, str) and (v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
+        return None if ok else f"must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {v!r}"
+    return check
+
+
+def unique_list(item: Checker, min_len: int = 1) -> Checker:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, list) or len(v) < min_len:
+            return f"must be a list of at least {min_len} item(s), got {v!r}"
+        for x in v:
+            if (msg := item(x)) is not None:
+                return f"item {x!r}: {msg}"
+        if len(set(map(str, v))) != len(v):
+            return f"must not repeat items, got {v!r}"
+        return None
+    return check
+
+
+def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
+    if lo is not None and hi is not None:
+        return f" in {'(' if lo_open else '['}{lo}, {hi}]"
+    if lo is not None:
+        return f" {'>' if lo_open else '>='} {lo}"
+    if hi is not None:
+        return f" <= {hi}"
+    return ""
+
+
+IMAGE_BENCHMARKS = ("fmnist6",)
+CLASSIFIER_ARCHS = ("cnn", "resnet18")
+IMAGE_DETECTORS = ("msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "react")
+
+SCHEMA: dict[str, Any] = {
+    "seed": integer(0, 2**31 - 1),
+    "data": {"root": text()},
+    "benchmark": {
+        "name": choice(*IMAGE_BENCHMARKS),
+        "val_fraction": number(0.0, 0.5, lo_open=True),
+        "far_size": integer(1, 1_000_000),
+        "subset": optional(integer(1)),
+    },
+    "classifier": {
+        "arch": choice(*CLASSIFIER_ARCHS),
+        "epochs": integer(1, 1000),
+        "batch_size": integer(1, 65536),
+        "optimizer": choice("adam", "sgd"),
+        "lr": number(0.0, 10.0, lo_open=True),
+        "weight_decay": number(0.0, 1.0),
+        "scheduler": choice("cosine", "none"),
+        "device": device(),
+        "amp": boolean(),
+    },
+    "detectors": {
+        "names": unique_list(choice(*IMAGE_DETECTORS)),
+        "energy": {"temperature": number(0.0, 1e6, lo_open=True)},
+        "odin": {"temperature": number(0.0, 1e6, lo_open=True), "epsilon": number(0.0, 1.0)},
+        "knn": {"k": integer(1, 100_000)},
+        "vim": {"dim": optional(integer(1))},
+        "react": {"percentile": number(0.0, 100.0, lo_open=True)},
+    },
+    "evaluate": {
+        "batch_size": integer(1, 65536),
+        "device": device(),
+        "bootstrap": integer(0, 100_000),
+        "ci_level": number(0.5, 0.999),
+    },
+}
+
+
+def validate(params: Any, schema: dict[str, Any] = SCHEMA, prefix: str = "") -> list[str]:
+    """Every problem in ``params`` as 'key: message' lines (empty when valid)."""
+    if not isinstance(params, dict):
+        return [f"{prefix.rstrip('.') or 'params'}: must be a mapping, got {params!r}"]
+    errors = []
+    for key in params:
+        if key not in schema:
+            hint = difflib.get_close_matches(str(key), list(schema), n=1)
+            known = f"did you mean {prefix}{hint[0]}?" if hint else f"known keys: {', '.join(schema)}"
+            errors.append(f"{prefix}{key}: unknown key ({known})")
+    for key, rule in schema.items():
+        name = f"{prefix}{key}"
+        if key not in params:
+            errors.append(f"{name}: missing")
+        elif isinstance(rule, dict):
+            errors += validate(params[key], rule, f"{name}.")
+        elif (msg := rule(params[key])) is not None:
+            errors.append(f"{name}: {msg}")
+    return errors
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) holding params.yaml."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / PARAMS_FILE).exists():
+            return folder
+    raise FileNotFoundError(f"no {PARAMS_FILE} in {here} or any folder above it; run from the project")
+
+
+def load(path: str | Path | None = None) -> dict[str, Any]:
+    """Read and validate params.yaml (default: the project's); raise ParamsError listing every problem."""
+    path = Path(path) if path else project_root() / PARAMS_FILE
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path} is not valid YAML: {err}") from None
+    check(params, source=str(path))
+    return params
+
+
+def check(params: Any, source: str = PARAMS_FILE) -> None:
+    errors = validate(params)
+    if errors:
+        lines = "\n".join(f"  - {e}" for e in errors)
+        raise ParamsError(f"{source} has {len(errors)} problem(s):\n{lines}\nFix them and run again.")
+
+
+def from_notebook(**injected: Any) -> dict[str, Any]:
+    """Parameters inside a notebook: papermill's injected values, or params.yaml when run by hand.
+
+    Notebooks declare every top-level key as ``None`` in their ``parameters`` cell and pass them here.
+    Whatever papermill did not inject comes from the project's params.yaml; the result is validated.
+    """
+    params = {k: v for k, v in injected.items() if v is not None}
+    missing = [k for k in SCHEMA if k not in params]
+    if missing:
+        file_params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
+        params.update({k: file_params[k] for k in missing if k in file_params})
+    check(params)
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = Path(argv[0]) if argv else Path(PARAMS_FILE)
+    try:
+        load(path)
+    except (ParamsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Data layer: checksummed multi-mirror fetching, the dataset registry and the benchmarks.
+
+Public API::
+
+    load_benchmark(name, root="data", **params) -> Benchmark
+    download(name, root="data") -> Path
+    fetch(spec: RemoteFile, dest_dir, *, retries=2, timeout=30, progress=True) -> Path
+    RemoteFile, FetchError, Benchmark
+
+``Benchmark`` (and torch with it) is imported lazily, so ``python -m ood.data download`` starts fast.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import TYPE_CHECKING, Any
+
+from .fetch import FetchError, RemoteFile, fetch, sha256sum
+from .registry import BENCHMARKS, DATASETS, download
+
+if TYPE_CHECKING:
+    from .benchmark import Benchmark
+
+__all__ = [
+    "load_benchmark",
+    "download",
+    "fetch",
+    "sha256sum",
+    "RemoteFile",
+    "FetchError",
+    "Benchmark",
+    "BENCHMARKS",
+    "DATASETS",
+]
+
+
+def load_benchmark(name: str, root: str | os.PathLike[str] = "data", **params: Any) -> Benchmark:
+    """Build benchmark ``name`` from the raw data under ``root`` (see ``BENCHMARKS``).
+
+    ``params`` are the benchmark's own parameters (params.yaml); an unknown name or parameter
+    raises ``ValueError`` listing the valid ones, so a typo in params.yaml fails loudly.
+    """
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
+    loader = BENCHMARKS[name].loader
+    accepted = [p for p in inspect.signature(loader).parameters if p != "root"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for benchmark {name!r}; "
+            f"accepted: {', '.join(accepted)}"
+        )
+    return loader(root, **params)
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "Benchmark":
+        from .benchmark import Benchmark
+
+        return Benchmark
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -1,0 +1,58 @@
+"""Command line: ``python -m ood.data download [NAME ...] [--root data]`` and ``python -m ood.data list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .fetch import FetchError
+from .registry import BENCHMARKS, DATASETS, download, required_datasets
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ood.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dl = sub.add_parser("download", help="fetch and verify raw datasets (skips verified files)")
+    dl.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"datasets to fetch (default: all that the benchmarks need); one of {', '.join(sorted(DATASETS))}",
+    )
+    dl.add_argument("--root", default="data", help="data root directory (default: %(default)s)")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dl.add_argument("--retries", type=int, default=2, help="retries per mirror (default: %(default)s)")
+    dl.add_argument("--timeout", type=float, default=30, help="network timeout in s (default: %(default)s)")
+
+    sub.add_parser("list", help="list datasets and benchmarks")
+
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name, spec in DATASETS.items():
+            print(f"dataset    {name:16s} {spec.description}")
+        for name, bench in BENCHMARKS.items():
+            print(f"benchmark  {name:16s} needs {', '.join(bench.datasets)}: {bench.description}")
+        return 0
+
+    unknown = [n for n in args.names if n not in DATASETS]
+    if unknown:
+        dl.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(sorted(DATASETS))}")
+    names = args.names or required_datasets()
+    try:
+        for name in names:
+            path = download(
+                name, args.root, progress=not args.no_progress, retries=args.retries, timeout=args.timeout
+            )
+            print(f"{name}: ok ({path})")
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: partial downloads are kept and resumed on the next run", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -208,5 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+
+def benchmark_args(params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``ood.data.load_benchmark`` for the image benchmark in ``params``."""
+    b = params["benchmark"]
+    return {"name": b["name"], "root": params["data"]["root"], "seed": params["seed"],
+            "val_fraction": b["val_fraction"], "far_size": b["far_size"], "subset": b["subset"]}
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,122 @@
+"""End to end: the real DVC pipeline (every notebook, papermill, nbconvert) on tiny fake data.
+
+Runs in a throw-away copy of the repository with fake Fashion-MNIST files in the official IDX
+format, a tiny subset and one epoch, then checks the contracts other people rely on: the shape of
+reports/metrics.json, the tidy scores, the HTML report, DVC caching and parameter validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from ood.data.fakes import write_fake_fashion_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.e2e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    """A copy of the repository that has run `dvc repro` once on tiny data."""
+    work = tmp_path_factory.mktemp("study")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (REPO / f).is_file() and not f.startswith(("reports/", "models/")):
+            (work / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, work / f)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["benchmark"].update(subset=120, far_size=150)
+    params["classifier"].update(epochs=1, batch_size=32)
+    params["evaluate"].update(bootstrap=20)
+    params["detectors"]["knn"]["k"] = 5
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_fake_fashion_mnist(work / "data" / "fashion-mnist", n_train=1200, n_test=400, gz=False)
+    run(["git", "init", "-q"], work)
+    run(["dvc", "add", "-q", "data"], work)  # the fake data replaces the real data.dvc entry
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "fixture"], work)
+    run(["dvc", "repro"], work)
+    return work
+
+
+def test_metrics_json_has_every_baseline_in_the_documented_shape(study: Path) -> None:
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"fmnist6"}
+    entry = metrics["fmnist6"]
+    assert 0.0 <= entry["model"]["accuracy"] <= 1.0
+    assert list(entry["detectors"]) == params["detectors"]["names"]
+    sets = {"shirt", "sneaker", "bag", "ankle_boot", "digits", "natural", "noise", "near", "far"}
+    for det, per_set in entry["detectors"].items():
+        assert set(per_set) == sets, det
+        for s, vals in per_set.items():
+            assert set(vals) == {"auroc", "fpr95", "aupr_in", "aupr_out"}, (det, s)
+            assert all(0.0 <= v <= 1.0 for v in vals.values()), (det, s, vals)
+
+
+def test_scores_are_tidy_and_reproduce_the_metrics(study: Path) -> None:
+    from ood.metrics import auroc
+
+    scores = pd.read_csv(study / "reports" / "scores" / "fmnist6.csv")
+    assert list(scores.columns) == ["benchmark", "detector", "set", "index", "score", "is_ood"]
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())["fmnist6"]["detectors"]
+    msp = scores[scores.detector == "msp"]
+    ids, digits = msp[msp.set == "id"].score, msp[msp.set == "digits"].score
+    assert not msp[msp.set == "id"].is_ood.any() and msp[msp.set == "digits"].is_ood.all()
+    assert auroc(ids.to_numpy(), digits.to_numpy()) == pytest.approx(metrics["msp"]["digits"]["auroc"], abs=1e-6)
+
+
+def test_report_is_self_contained_html_without_code(study: Path) -> None:
+    html = (study / "reports" / "report.html").read_text()
+    assert "<img" in html and "data:image/png;base64" in html  # figures embedded
+    assert "OpenOOD v1.5" in html and "fmnist6" in html
+    assert "ood.params.from_notebook" not in html  # code cells are not exported
+    for nb in ("01_data", "02_classifier", "03_evaluate", "04_report"):
+        assert (study / "reports" / "notebooks" / f"{nb}.ipynb").exists()
+    assert (study / "models" / "fmnist6" / "classifier.pt").exists()
+
+
+def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:
+    before = (study / "reports" / "metrics.json").stat().st_mtime_ns
+    out = run(["dvc", "repro"], study).stdout
+    assert "didn't change, skipping" in out and "Running stage" not in out
+    assert (study / "reports" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_changed_evaluation_parameter_reruns_only_downstream_stages(study: Path) -> None:
+    out = run(["dvc", "repro", "--dry"] , study).stdout
+    assert "Running stage" not in out
+    out = run(["dvc", "exp", "run", "--dry", "-S", "evaluate.bootstrap=10"], study).stdout
+    assert "'evaluate'" in out and "'report'" in out and "Running stage 'classifier'" not in out
+
+
+def test_invalid_parameter_stops_before_any_work(study: Path) -> None:
+    params = (study / "params.yaml").read_text()
+    try:
+        (study / "params.yaml").write_text(params.replace("epochs: 1", "epochs: 0"))
+        proc = run(["dvc", "repro", "classifier"], study, check=False)
+        assert proc.returncode != 0
+        assert "classifier.epochs: must be an integer in [1, 1000], got 0" in proc.stdout + proc.stderr
+        assert "epoch 1/" not in proc.stdout + proc.stderr  # training never started
+    finally:
+        (study / "params.yaml").write_text(params)

@@ -8,10 +8,13 @@ write the executed notebook to ``reports/notebooks/`` and an HTML copy without c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import params as P
+
+TEMPLATES = Path(__file__).parent / "report" / "templates"  # "offline": HTML that needs no network
 
 
 def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: str | Path | None = None) -> Path:
@@ -19,6 +22,8 @@ def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: s
     import papermill as pm
     from nbconvert import HTMLExporter
 
+    # Progress bars inside the kernel reach the terminal line by line: update them rarely.
+    os.environ.setdefault("TQDM_MININTERVAL", "10")
     root = P.project_root()
     values = P.load(root / P.PARAMS_FILE)
     notebook = Path(notebook)
@@ -27,7 +32,8 @@ def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: s
     executed = out_dir / notebook.name
     pm.execute_notebook(str(notebook), str(executed), parameters=values, kernel_name="python3",
                         cwd=str(root), log_output=True, progress_bar=False)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     html_path = root / html if html else executed.with_suffix(".html")
     tmp = html_path.with_suffix(".html.tmp")

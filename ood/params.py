@@ -95,7 +95,6 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
 
 IMAGE_BENCHMARKS = ("fmnist6",)
 CLASSIFIER_ARCHS = ("cnn", "resnet18")
-IMAGE_DETECTORS = ("msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "react")
 
 SCHEMA: dict[str, Any] = {
     "seed": integer(0, 2**31 - 1),
@@ -117,14 +116,6 @@ SCHEMA: dict[str, Any] = {
         "device": device(),
         "amp": boolean(),
     },
-    "detectors": {
-        "names": unique_list(choice(*IMAGE_DETECTORS)),
-        "energy": {"temperature": number(0.0, 1e6, lo_open=True)},
-        "odin": {"temperature": number(0.0, 1e6, lo_open=True), "epsilon": number(0.0, 1.0)},
-        "knn": {"k": integer(1, 100_000)},
-        "vim": {"dim": optional(integer(1))},
-        "react": {"percentile": number(0.0, 100.0, lo_open=True)},
-    },
     "evaluate": {
         "batch_size": integer(1, 65536),
         "device": device(),
@@ -134,8 +125,34 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def validate(params: Any, schema: dict[str, Any] = SCHEMA, prefix: str = "") -> list[str]:
+def _detectors_schema() -> dict[str, Any]:
+    """The ``detectors`` section, derived from the detectors' own hyper-parameter specs (one source)."""
+    from .detectors import REGISTRY
+
+    def checker(spec: Any, detector: str, key: str) -> Checker:
+        def check(v: Any) -> str | None:
+            try:
+                spec.validate(detector, key, v)
+            except (TypeError, ValueError) as err:
+                return str(err).split(": ", 1)[-1]
+            return None
+        return check
+
+    section: dict[str, Any] = {"names": unique_list(choice(*REGISTRY))}
+    for name, cls in REGISTRY.items():
+        if cls.params:
+            section[name] = {key: checker(spec, name, key) for key, spec in cls.params.items()}
+    return section
+
+
+def schema() -> dict[str, Any]:
+    return {**SCHEMA, "detectors": _detectors_schema()}
+
+
+def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
     """Every problem in ``params`` as 'key: message' lines (empty when valid)."""
+    if schema is None:
+        schema = globals()["schema"]()
     if not isinstance(params, dict):
         return [f"{prefix.rstrip('.') or 'params'}: must be a mapping, got {params!r}"]
     errors = []
@@ -189,7 +206,7 @@ def from_notebook(**injected: Any) -> dict[str, Any]:
     Whatever papermill did not inject comes from the project's params.yaml; the result is validated.
     """
     params = {k: v for k, v in injected.items() if v is not None}
-    missing = [k for k in SCHEMA if k not in params]
+    missing = [k for k in (*SCHEMA, "detectors") if k not in params]
     if missing:
         file_params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
         params.update({k: file_params[k] for k in missing if k in file_params})

@@ -105,7 +105,7 @@ from ood.train import predict
 C = P["classifier"]
 ood.train.seed_everything(P["seed"])
 bench = ood.data.load_benchmark(**ood.params.benchmark_args(P))
-config = {"num_classes": len(bench.classes), "in_channels": bench.in_channels, "image_size": bench.image_size}
+config = {"num_classes": len(bench.classes), "in_channels": bench.in_channels, "image_size": bench.image_size[0]}
 model = ood.models.build(C["arch"], **config)
 history = ood.train.train(
     model, bench.train, bench.val, epochs=C["epochs"], batch_size=C["batch_size"], lr=C["lr"],

@@ -1,0 +1,81 @@
+"""params.yaml validation: every problem named with its key and what the key accepts."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ood import params as P
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def problems(**changes) -> list[str]:
+    params = copy.deepcopy(COMMITTED)
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = params
+        for key in parents:
+            node = node[key]
+        if value is KeyError:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return P.validate(params)
+
+
+def test_committed_params_are_valid() -> None:
+    assert P.validate(COMMITTED) == []
+    assert P.main([str(REPO / "params.yaml")]) == 0
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"classifier__epochs": 0}, "classifier.epochs: must be an integer in [1, 1000], got 0"),
+    ({"classifier__epochs": 2.5}, "classifier.epochs: must be an integer in [1, 1000], got 2.5"),
+    ({"classifier__lr": "fast"}, "classifier.lr: must be a number in (0.0, 10.0], got 'fast'"),
+    ({"classifier__arch": "vgg"}, "classifier.arch: must be one of 'cnn', 'resnet18'; got 'vgg'"),
+    ({"classifier__amp": "yes"}, "classifier.amp: must be true or false, got 'yes'"),
+    ({"classifier__device": "gpu"}, "classifier.device: must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
+    ({"benchmark__val_fraction": 0.0}, "benchmark.val_fraction: must be a number in (0.0, 0.5], got 0.0"),
+    ({"benchmark__name": "cifar"}, "benchmark.name: must be one of 'fmnist6'; got 'cifar'"),
+    ({"evaluate__ci_level": 1.5}, "evaluate.ci_level: must be a number in [0.5, 0.999], got 1.5"),
+    ({"detectors__names": ["msp", "msp"]}, "detectors.names: must not repeat items"),
+    ({"detectors__names": ["msp", "gram"]}, "detectors.names: item 'gram': must be one of 'msp'"),
+    ({"detectors__knn__k": 0}, "detectors.knn.k: parameter 'k' must be a int in [1, inf), got 0"),
+    ({"detectors__react__percentile": 150}, "detectors.react.percentile: parameter 'percentile' must be a float in (0.0, 100.0], got 150"),
+    ({"classifier__epoch": 3}, "classifier.epoch: unknown key (did you mean classifier.epochs?)"),
+    ({"evaluate__bootstrap": KeyError}, "evaluate.bootstrap: missing"),
+])
+def test_bad_values_are_named_with_what_is_allowed(change: dict, message: str) -> None:
+    found = problems(**change)
+    assert any(m.startswith(message) for m in found), found
+
+
+def test_every_problem_is_reported_at_once(tmp_path, capsys) -> None:
+    bad = copy.deepcopy(COMMITTED)
+    bad["seed"] = -1
+    bad["classifier"]["batch_size"] = 0
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert P.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "2 problem(s)" in err and "seed:" in err and "classifier.batch_size:" in err
+
+
+def test_invalid_yaml_is_reported(tmp_path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: [1,\n")
+    with pytest.raises(P.ParamsError, match="not valid YAML"):
+        P.load(path)
+
+
+def test_notebook_parameters_fall_back_to_params_yaml(monkeypatch) -> None:
+    monkeypatch.chdir(REPO / "notebooks")  # as JupyterLab runs a notebook
+    params = P.from_notebook(seed=7, classifier=None)
+    assert params["seed"] == 7 and params["classifier"] == COMMITTED["classifier"]
+    with pytest.raises(P.ParamsError, match="seed: must be an integer"):
+        P.from_notebook(seed="x")

@@ -149,7 +149,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
             run_loss += loss.item()
             c, n = _accuracy_counts(logits.detach(), y)
             correct, count = correct + c, count + n
-            bar.set_postfix(loss=f"{run_loss / step:.3f}", acc=f"{correct / max(count, 1):.3f}")
+            bar.set_postfix(loss=f"{run_loss / step:.3f}", acc=f"{correct / max(count, 1):.3f}", refresh=False)
         row = {"epoch": epoch + 1, "train_loss": run_loss / max(len(loader), 1), "train_acc": correct / max(count, 1)}
         if val_loader is not None:
             row["val_loss"], row["val_acc"] = evaluate_loss(model, val_loader, loss_fn, dev)

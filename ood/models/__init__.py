@@ -37,7 +37,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:  # a file object, not a name: the zip's record name stays fixed,
+            torch.save(obj, f)      # so the same weights always give the same bytes (DVC hashes)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -20,7 +20,7 @@ test: $(STAMP)
 	pytest -q $(PYTEST_ARGS)
 
 lab: $(STAMP)
-	jupyter lab notebooks
+	jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 setup: $(STAMP)
 

@@ -200,14 +200,18 @@ for b in BENCHMARKS:
     groups = json.loads((ROOT / "reports" / b / "data.json").read_text())["groups"]
     display(Markdown(f"## {b}\\nClassifier ID test accuracy: **{metrics[b]['model']['accuracy'] * 100:.1f} %**. "
                      f"Near-OOD: {', '.join(groups['near'])}. Far-OOD: {', '.join(groups['far'])}."))
-    display(tables.results_table(summaries[b]))"""),
+    for metric, label in (("auroc", "AUROC (%, higher is better)"), ("fpr95", "FPR@95TPR (%, lower is better)")):
+        display(Markdown(f"**{label}**"))
+        display(tables.results_table(summaries[b], metric_pairs=(metric,)))"""),
     ("md", "## ROC curves\nOne panel per group; every OOD set of the group pooled against the ID test set."),
     ("code", """\
 for b in BENCHMARKS:
     groups = json.loads((ROOT / "reports" / b / "data.json").read_text())["groups"]
-    for g, names in groups.items():
-        fig = figures.roc_curves(scores_by[b], names, title=f"{b}: {g}-OOD")
-        plt.show()"""),
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.8))
+    for ax, (g, names) in zip(axes, groups.items()):
+        figures.roc_curves(scores_by[b], names, title=f"{b}: {g}-OOD", ax=ax)
+    fig.tight_layout()
+    plt.show()"""),
     ("md", "## Score distributions\nID test vs each OOD set, for every detector."),
     ("code", """\
 for b in BENCHMARKS:

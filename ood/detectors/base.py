@@ -28,7 +28,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = [
     "Detector",

@@ -58,3 +58,15 @@ def test_same_weights_give_the_same_file_bytes(tmp_path) -> None:
     for name in ("a.pt", "b.pt"):
         ood.models.save(model, tmp_path / name, arch="cnn", config={"num_classes": 2})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+@pytest.mark.parametrize("arch,shape,classes", [("fcn", (2, 1, 32, 48), 7), ("deeplabv3", (1, 3, 64, 96), 19)])
+def test_segmenter_contract(arch: str, shape: tuple[int, ...], classes: int) -> None:
+    torch.manual_seed(0)
+    model = ood.models.build(arch, num_classes=classes, in_channels=shape[1]).eval()
+    x = torch.rand(shape)
+    with torch.no_grad():
+        logits, z = model(x), model.features(x)
+        assert logits.shape == (shape[0], classes, *shape[2:])  # logits at the input resolution
+        assert z.shape[0] == shape[0] and z.shape[2:] == shape[2:]
+        assert torch.allclose(logits, model.fc(z), atol=1e-4)

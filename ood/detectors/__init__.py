@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from .base import DenseDetector, Detector, NotFittedError, Param, eval_mode, extract_features
+from .dense import DENSE_REGISTRY
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
 
 #: registry name -> detector class
@@ -27,6 +28,8 @@ REGISTRY: dict[str, type[Detector]] = {
 
 #: every name :func:`build` accepts, in a stable order
 NAMES: tuple[str, ...] = tuple(REGISTRY)
+#: names of the per-pixel detectors, ``build(name, model=segmenter, dense=True)``
+DENSE_NAMES: tuple[str, ...] = tuple(DENSE_REGISTRY)
 
 
 def available() -> list[str]:
@@ -34,23 +37,29 @@ def available() -> list[str]:
     return list(NAMES)
 
 
-def build(name: str, model: nn.Module | None = None, **params: Any) -> Detector:
+def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **params: Any) -> Detector:
     """Build the detector registered as ``name`` on ``model`` with hyper-parameters ``params``
-    (defaults: :data:`DEFAULTS`).
+    (defaults: :data:`DEFAULTS`). ``dense=True`` builds the per-pixel detector of that name
+    (:data:`DENSE_NAMES`) on a segmenter.
 
     Raises ``ValueError`` for an unknown name (listing the known ones) or an out-of-range value, and
     ``TypeError`` for an unknown parameter, a value of the wrong type or a missing model; every
     message names the detector, the parameter and what is allowed.
     """
-    if name not in REGISTRY:
-        raise ValueError(f"unknown detector {name!r}; known detectors: {', '.join(NAMES)}")
+    registry = DENSE_REGISTRY if dense else REGISTRY
+    if name not in registry:
+        kind = "dense detector" if dense else "detector"
+        raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(registry)}")
     if model is None:
-        raise TypeError(f"{name}: build() needs the classifier, e.g. build({name!r}, model=net)")
-    return REGISTRY[name](model, **params)
+        network = "segmenter" if dense else "classifier"
+        raise TypeError(f"{name}: build() needs the {network}, e.g. build({name!r}, model=net)")
+    return registry[name](model, **params)
 
 
 __all__ = [
     "DEFAULTS",
+    "DENSE_NAMES",
+    "DENSE_REGISTRY",
     "NAMES",
     "REGISTRY",
     "DenseDetector",

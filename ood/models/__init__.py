@@ -16,10 +16,13 @@ import torch
 from torch import nn
 
 from .classifiers import Classifier, ResNet18, SmallCNN
+from .segmenters import DeepLabV3, SmallFCN
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
     "resnet18": ResNet18,
+    "fcn": SmallFCN,
+    "deeplabv3": DeepLabV3,
 }
 
 
@@ -60,4 +63,4 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     return model.to(map_location).eval()
 
 
-__all__ = ["ARCHITECTURES", "Classifier", "ResNet18", "SmallCNN", "atomic_torch_save", "build", "load", "save"]
+__all__ = ["ARCHITECTURES", "Classifier", "DeepLabV3", "ResNet18", "SmallCNN", "SmallFCN", "atomic_torch_save", "build", "load", "save"]

@@ -10,6 +10,12 @@ Design choices, each for a reason:
 * The final name appears only through :func:`os.replace`, so an interruption (Ctrl-C, kill, full
   disk) never leaves a half-written file under the name that loaders and DVC look at.
 * When every mirror fails, :class:`FetchError` lists each URL tried and why, and says what to do.
+* Checksums: ``sha256`` and/or ``md5`` (some datasets publish only an MD5, e.g. on Zenodo or in
+  the reference loaders); every one given must match. A file with **no published checksum** is
+  handled by *trust on first use*: the SHA-256 of the first copy accepted is recorded in a lock
+  file ``<name>.sha256`` next to it (``sha256sum -c`` format; commit or archive it to pin the
+  data), an :class:`UnpinnedChecksumWarning` says so, and every later fetch or verification must
+  match the lock. Delete the lock only if upstream legitimately replaced the file.
 """
 
 from __future__ import annotations
@@ -26,12 +32,23 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-__all__ = ["RemoteFile", "FetchError", "fetch", "sha256sum", "candidate_urls", "MIRRORS_ENV"]
+__all__ = [
+    "RemoteFile",
+    "FetchError",
+    "UnpinnedChecksumWarning",
+    "fetch",
+    "sha256sum",
+    "file_digests",
+    "tofu_lock_path",
+    "candidate_urls",
+    "MIRRORS_ENV",
+]
 
 #: Environment variable with extra mirrors (whitespace-separated base URLs or directories),
 #: tried before the spec's own mirrors.
@@ -40,6 +57,11 @@ MIRRORS_ENV = "OOD_MIRRORS"
 CHUNK_SIZE = 1 << 20  # 1 MiB: large enough to be fast, small enough for a smooth progress bar
 _USER_AGENT = "oodstudy-fetch/0.1 (python-urllib)"
 _GZIP_MAGIC = b"\x1f\x8b"
+_HEX_LENGTH = {"sha256": 64, "md5": 32}  # the checksum algorithms a RemoteFile may pin
+
+
+def _is_hex(value: str) -> bool:
+    return all(c in "0123456789abcdef" for c in value.lower())
 
 
 @dataclass(frozen=True)
@@ -48,25 +70,41 @@ class RemoteFile:
 
     Attributes:
         name: destination file name (inside ``dest_dir``).
-        sha256: checksum of the content as stored, i.e. *after* gunzip when ``gzip`` is true.
+        sha256: checksum of the content as stored, i.e. *after* gunzip when ``gzip`` is true;
+            ``None`` when none is published (then ``md5`` is checked, or trust on first use).
         mirrors: full URLs (``https://``, ``http://``, ``file://``) or local paths, tried in order.
         gzip: the mirrors serve a gzip stream that is decompressed before storing.
         size: expected size in bytes of the stored content (optional; a cheap pre-check).
         hint: dataset-specific advice appended to the error message (e.g. an ``apt-get`` line).
+        md5: published MD5 of the content as stored (optional; checked in addition to ``sha256``).
+
+    With neither ``sha256`` nor ``md5`` the file is verified by trust on first use (module docs).
     """
 
     name: str
-    sha256: str
+    sha256: str | None = None
     mirrors: list[str] = field(default_factory=list)
     gzip: bool = False
     size: int | None = None
     hint: str | None = None
+    md5: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or "\\" in self.name:
             raise ValueError(f"RemoteFile.name must be a plain file name, got {self.name!r}")
-        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256.lower()):
-            raise ValueError(f"RemoteFile.sha256 must be 64 hex digits, got {self.sha256!r}")
+        for algo, length in _HEX_LENGTH.items():
+            value = getattr(self, algo)
+            if value is not None and (len(value) != length or not _is_hex(value)):
+                raise ValueError(f"RemoteFile.{algo} must be {length} hex digits, got {value!r}")
+
+    @property
+    def pinned(self) -> dict[str, str]:
+        """The published checksums, ``{algorithm: lowercase hex}`` (empty: trust on first use)."""
+        return {a: getattr(self, a).lower() for a in _HEX_LENGTH if getattr(self, a) is not None}
+
+
+class UnpinnedChecksumWarning(UserWarning):
+    """A file without a published checksum was accepted and its SHA-256 recorded (trust on first use)."""
 
 
 class FetchError(RuntimeError):
@@ -98,6 +136,64 @@ def sha256sum(path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> str
         for block in iter(lambda: fh.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_digests(
+    path: str | os.PathLike[str], algorithms: tuple[str, ...] = ("sha256",), chunk_size: int = CHUNK_SIZE
+) -> dict[str, str]:
+    """Hex digests of a file for several algorithms in one pass, ``{algorithm: hex}``."""
+    digests = {a: hashlib.new(a) for a in dict.fromkeys(algorithms)}
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_size), b""):
+            for d in digests.values():
+                d.update(block)
+    return {a: d.hexdigest() for a, d in digests.items()}
+
+
+def tofu_lock_path(dest: str | os.PathLike[str]) -> Path:
+    """The trust-on-first-use lock of ``dest`` (a file without a published checksum)."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _expected(spec: RemoteFile, dest: Path) -> tuple[dict[str, str], str]:
+    """The checksums ``dest`` must have and where they come from (published, or the TOFU lock)."""
+    if spec.pinned:
+        return spec.pinned, "published"
+    lock = tofu_lock_path(dest)
+    if lock.is_file():
+        fields = lock.read_text().split()
+        if fields and len(fields[0]) == 64 and _is_hex(fields[0]):
+            return {"sha256": fields[0].lower()}, f"recorded on first use in {lock}"
+    return {}, "none"
+
+
+def _checksum_problem(spec: RemoteFile, path: Path, dest: Path) -> tuple[str | None, str]:
+    """Check ``path`` (to be installed as ``dest``); returns ``(problem or None, its sha256)``."""
+    expected, source = _expected(spec, dest)
+    got = file_digests(path, tuple(dict.fromkeys(["sha256", *expected])))
+    for algo, want in expected.items():
+        if got[algo] != want:
+            prefix = "checksum mismatch" if algo == "sha256" else f"{algo} checksum mismatch"
+            extra = "" if source == "published" else f" ({source})"
+            return f"{prefix}: got {_short(got[algo])}, expected {_short(want)}{extra}", got["sha256"]
+    return None, got["sha256"]
+
+
+def _trust_on_first_use(spec: RemoteFile, dest: Path, sha256: str) -> None:
+    """Record the SHA-256 of an unpinned file the first time it is accepted, and say so."""
+    lock = tofu_lock_path(dest)
+    if spec.pinned or lock.is_file():
+        return
+    tmp = lock.with_name(f".{lock.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(f"{sha256}  {dest.name}\n")
+    os.replace(tmp, lock)
+    warnings.warn(
+        f"{dest.name}: no published checksum; trusting this copy on first use and recording its "
+        f"sha256 {sha256} in {lock}. Later runs verify against it.",
+        UnpinnedChecksumWarning,
+        stacklevel=3,
+    )
 
 
 def _short(digest: str) -> str:
@@ -220,7 +316,7 @@ def _copy_stream(src: BinaryIO, dst: BinaryIO, update: Callable[[int], object]) 
 
 def _progress_bar(desc: str, total: int | None, initial: int, enabled: bool):
     try:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
     except ImportError:  # tqdm is a project dependency, but the fetcher must not need it
         return None
     return tqdm(
@@ -313,13 +409,11 @@ def _install(spec: RemoteFile, part: Path, dest: Path) -> None:
                     shutil.copyfileobj(src, out, CHUNK_SIZE)
             except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
                 raise _MirrorFailed(f"corrupt gzip data ({exc})", permanent=True) from None
-        got = sha256sum(staged)
-        if got != spec.sha256.lower():
-            raise _MirrorFailed(
-                f"checksum mismatch: got {_short(got)}, expected {_short(spec.sha256.lower())}",
-                permanent=True,
-            )
+        problem, sha256 = _checksum_problem(spec, staged, dest)
+        if problem is not None:
+            raise _MirrorFailed(problem, permanent=True)
         os.replace(staged, dest)  # atomic on POSIX and Windows (same directory)
+        _trust_on_first_use(spec, dest, sha256)
     except _MirrorFailed:
         part.unlink(missing_ok=True)
         src_file.unlink(missing_ok=True)
@@ -331,19 +425,29 @@ def _install(spec: RemoteFile, part: Path, dest: Path) -> None:
     src_file.unlink(missing_ok=True)
 
 
-def _verified(spec: RemoteFile, path: Path) -> bool:
+def _verified(spec: RemoteFile, path: Path) -> str | None:
+    """``None`` when ``path`` exists with the right size and checksums, else why not."""
     if not path.is_file():
-        return False
+        return "missing"
     if spec.size is not None and path.stat().st_size != spec.size:
-        return False  # cheap rejection before hashing
-    return sha256sum(path) == spec.sha256.lower()
+        return f"size {path.stat().st_size}, expected {spec.size}"  # cheap rejection before hashing
+    problem, sha256 = _checksum_problem(spec, path, path)
+    if problem is None:
+        _trust_on_first_use(spec, path, sha256)
+    return problem
+
+
+def _describe_checksums(spec: RemoteFile) -> str:
+    if not spec.pinned:
+        return "no published checksum: trusted on first use"
+    return ", ".join(f"{algo} {value}" for algo, value in spec.pinned.items())
 
 
 def _advice(spec: RemoteFile, dest: Path) -> str:
     names = dict.fromkeys([spec.name] + [_basename(m) for m in spec.mirrors])
     lines = [
         "What to do (any one of):",
-        f"  * put the file {spec.name!r} (uncompressed, sha256 {spec.sha256}) at {dest.absolute()}",
+        f"  * put the file {spec.name!r} (uncompressed, {_describe_checksums(spec)}) at {dest.absolute()}",
         f"  * set {MIRRORS_ENV} to a directory or base URL that holds "
         + " or ".join(repr(n) for n in names),
     ]
@@ -373,7 +477,8 @@ def fetch(
     """
     dest_dir = Path(dest_dir)
     dest = dest_dir / spec.name
-    if _verified(spec, dest):
+    rejected = _verified(spec, dest)
+    if rejected is None:
         return dest
 
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -399,8 +504,9 @@ def fetch(
                 time.sleep(min(0.5 * (attempt + 1), 5.0))  # brief back-off before resuming
 
     tried = "\n".join(f"  - {url}: {reason}" for url, reason in failures) or "  (no mirrors)"
+    existing = "" if rejected == "missing" else f"The existing file {dest} was rejected: {rejected}.\n"
     message = (
         f"could not fetch {spec.name!r} into {dest_dir}: every mirror failed.\n"
-        f"Tried:\n{tried}\n{_advice(spec, dest)}"
+        f"{existing}Tried:\n{tried}\n{_advice(spec, dest)}"
     )
     raise FetchError(message, failures)

@@ -424,3 +424,19 @@ def test_summarize_dense_shape_and_metrics_json():
     assert only_px["metric"].tolist() == list(M.PIXEL_METRICS)
     with pytest.raises(ValueError, match="detector="):
         M.summarize_dense(sets)
+
+
+def test_mean_iou_by_hand_and_against_sklearn() -> None:
+    from sklearn.metrics import jaccard_score
+
+    from ood.metrics import iou_per_class, mean_iou, pixel_confusion
+
+    target = np.array([[0, 0, 1, 1], [2, 2, 255, 1]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 1]])
+    conf = pixel_confusion(pred, target, 3)
+    # class 0: TP 1, FP 1 (true 2 -> 0), FN 1 (true 0 -> 1): 1/3; class 1: TP 3, FP 1, FN 0: 3/4;
+    # class 2: TP 1, FN 1 (void pixel ignored): 1/2
+    assert np.allclose(iou_per_class(conf), [1 / 3, 3 / 4, 1 / 2])
+    assert mean_iou(conf) == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    keep = target != 255
+    assert mean_iou(conf) == pytest.approx(jaccard_score(target[keep], pred[keep], average="macro"))

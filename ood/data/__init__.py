@@ -2,12 +2,12 @@
 
 Public API::
 
-    load_benchmark(name, root="data", **params) -> Benchmark
+    load_benchmark(name, root="data", **params) -> Benchmark | DenseBenchmark
     download(name, root="data") -> Path
     fetch(spec: RemoteFile, dest_dir, *, retries=2, timeout=30, progress=True) -> Path
-    RemoteFile, FetchError, Benchmark
+    RemoteFile, FetchError, Benchmark, DenseBenchmark
 
-``Benchmark`` (and torch with it) is imported lazily, so ``python -m ood.data download`` starts fast.
+``Benchmark`` and ``DenseBenchmark`` (and torch with them) are imported lazily, so ``python -m ood.data download`` starts fast.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .fetch import FetchError, RemoteFile, fetch, sha256sum
 from .registry import BENCHMARKS, DATASETS, download
 
 if TYPE_CHECKING:
-    from .benchmark import Benchmark
+    from .benchmark import Benchmark, DenseBenchmark
 
 __all__ = [
     "load_benchmark",
@@ -30,12 +30,13 @@ __all__ = [
     "RemoteFile",
     "FetchError",
     "Benchmark",
+    "DenseBenchmark",
     "BENCHMARKS",
     "DATASETS",
 ]
 
 
-def load_benchmark(name: str, root: str | os.PathLike[str] = "data", **params: Any) -> Benchmark:
+def load_benchmark(name: str, root: str | os.PathLike[str] = "data", **params: Any) -> Benchmark | DenseBenchmark:
     """Build benchmark ``name`` from the raw data under ``root`` (see ``BENCHMARKS``).
 
     ``params`` are the benchmark's own parameters (params.yaml); an unknown name or parameter
@@ -59,4 +60,8 @@ def __getattr__(attr: str) -> Any:
         from .benchmark import Benchmark
 
         return Benchmark
+    if attr == "DenseBenchmark":
+        from .benchmark import DenseBenchmark
+
+        return DenseBenchmark
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

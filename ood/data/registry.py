@@ -266,6 +266,13 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             description="Fashion-MNIST, 6 ID classes; near-OOD = 4 held-out classes; "
             "far-OOD = digits, natural crops, noise",
         ),
+        BenchmarkSpec(
+            name="scenes",
+            loader_path="ood.data.scenes:load_scenes",
+            datasets=("fashion-mnist",),
+            description="dense: 96x96 scenes of fmnist6 ID objects with per-pixel labels; test scenes "
+            "with pasted anomalies (near = held-out classes, far = digits, natural crops), masks 0/1/255",
+        ),
     ]
 }
 

@@ -32,11 +32,11 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def measure(cmd: list[str]) -> tuple[float, int, int]:
+def measure(cmd: list[str], log) -> tuple[float, int, int]:
     """(seconds, peak tree RSS in bytes, exit code) of ``cmd`` run in the project root."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     ps, peak, done = psutil.Process(proc.pid), 0, threading.Event()
 
     def sample() -> None:
@@ -56,12 +56,14 @@ def measure(cmd: list[str]) -> tuple[float, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-force", action="store_true", help="do not force every stage to run")
+    parser.add_argument("--log", default=os.devnull, help="file that receives the pipeline's output")
     args = parser.parse_args()
     runs = [("full run" if not args.no_force else "dvc repro", ["dvc", "repro"] + ([] if args.no_force else ["--force"])),
             ("re-run, nothing changed", ["dvc", "repro"])]
     print(f"{'':26s} {'wall':>9s} {'peak memory':>12s}   ({os.cpu_count()} CPUs)")
     for label, cmd in runs:
-        seconds, peak, code = measure(cmd)
+        with open(args.log, "a") as log:
+            seconds, peak, code = measure(cmd, log)
         if code != 0:
             print(f"{label}: `{' '.join(cmd)}` failed with exit code {code}", file=sys.stderr)
             return code

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -80,3 +81,53 @@ def score_benchmark(model: nn.Module, benchmark: Any, names: list[str], params: 
         score_s = time.perf_counter() - start + (forward_s if shared else 0.0)
         costs.append({"detector": name, "fit_s": fit_s, "score_s": score_s, "cost_vs_forward": score_s / forward_s})
     return pd.concat(frames, ignore_index=True), pd.DataFrame(costs)
+
+
+# --------------------------------------------------------------------------------------------------
+# dense (per-pixel) benchmarks
+
+ALL_SET = "all"  # the pooled pixels of every dense OOD set (not a mean)
+
+
+@torch.no_grad()
+def _dense_logits(model: nn.Module, dataset: Dataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    device = next(model.parameters()).device
+    logits, targets = [], []
+    for x, y in make_loader(dataset, batch_size, shuffle=False):
+        logits.append(model(x.to(device)).float().cpu())
+        targets.append(y)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def score_dense_benchmark(model: nn.Module, benchmark: Any, names: list[str], params: Mapping[str, Any],
+                          *, batch_size: int = 32, bins: int = 2**16, component_threshold: float | str = "best_f1",
+                          min_size: int = 5, min_gt_size: int = 1) -> tuple[dict, dict, pd.DataFrame]:
+    """Score every pixel of every dense OOD set with every dense detector.
+
+    The segmenter runs once per image; every detector is a function of the logits. Returns
+    ``(accumulators, maps, costs)``: ``accumulators[detector][set] = (PixelMetrics, ComponentMetrics)``
+    for each OOD set and ``all`` (ready for :func:`ood.metrics.summarize_dense`), ``maps[set]`` =
+    ``{"label": uint8 [N,H,W], detector: float32 [N,H,W], ...}`` and the cost table. The maps of the
+    embedded benchmark fit in memory; the component threshold (SMIYC: best pixel F1) needs them.
+    """
+    from .metrics import dense_accumulators
+
+    model.eval()
+    start = time.perf_counter()
+    logits = {s: _dense_logits(model, ds, batch_size) for s, ds in tqdm(benchmark.ood.items(), desc="segmenter")}
+    forward_s = time.perf_counter() - start
+    maps: dict[str, dict[str, np.ndarray]] = {s: {"label": t.numpy().astype(np.uint8)} for s, (_, t) in logits.items()}
+    accumulators: dict[str, dict[str, tuple]] = {}
+    costs = []
+    settings = dict(bins=bins, threshold=component_threshold, min_size=min_size, min_gt_size=min_gt_size)
+    for name in tqdm(names, desc=f"{benchmark.name}: dense detectors"):
+        detector = D.build(name, model=model, dense=True, **dict(params.get(name) or {}))
+        start = time.perf_counter()
+        for s, (lg, _) in logits.items():
+            maps[s][name] = detector.score_logits(lg).numpy()
+        score_s = time.perf_counter() - start + forward_s
+        accumulators[name] = {s: dense_accumulators(maps[s][name], maps[s]["label"], **settings) for s in logits}
+        pooled = [np.concatenate([maps[s][key] for s in logits]) for key in (name, "label")]
+        accumulators[name][ALL_SET] = dense_accumulators(*pooled, **settings)
+        costs.append({"detector": name, "fit_s": 0.0, "score_s": score_s, "cost_vs_forward": score_s / forward_s})
+    return accumulators, maps, pd.DataFrame(costs)

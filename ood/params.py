@@ -83,6 +83,24 @@ def unique_list(item: Checker, min_len: int = 1) -> Checker:
     return check
 
 
+def pair(lo: float, hi: float, *, whole: bool) -> Checker:
+    """A ``[min, max]`` list of integers (``whole``) or numbers with ``lo <= min <= max <= hi``."""
+    item = integer(int(lo), int(hi)) if whole else number(lo, hi)
+
+    def check(v: Any) -> str | None:
+        bad = not isinstance(v, list) or len(v) != 2 or any(item(x) for x in v) or v[0] > v[1]
+        kind = "integers" if whole else "numbers"
+        return f"must be [min, max] {kind} with {lo} <= min <= max <= {hi}, got {v!r}" if bad else None
+    return check
+
+
+def threshold_rule() -> Checker:
+    def check(v: Any) -> str | None:
+        ok = v == "best_f1" or (not isinstance(v, bool) and isinstance(v, (int, float)))
+        return None if ok else f"must be 'best_f1' or a number, got {v!r}"
+    return check
+
+
 def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
         return f" in {'(' if lo_open else '['}{lo}, {hi}]"
@@ -94,7 +112,26 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
 
 
 IMAGE_BENCHMARKS = ("fmnist6",)
+DENSE_BENCHMARKS = ("scenes",)
 CLASSIFIER_ARCHS = ("cnn", "resnet18")
+SEGMENTER_ARCHS = ("fcn", "deeplabv3")
+
+
+def _training(archs: tuple[str, ...]) -> dict[str, Checker]:
+    """Keys shared by every network trained with ood.train.train."""
+    return {
+        "arch": choice(*archs),
+        "epochs": integer(1, 1000),
+        "batch_size": integer(1, 65536),
+        "optimizer": choice("adam", "sgd"),
+        "lr": number(0.0, 10.0, lo_open=True),
+        "weight_decay": number(0.0, 1.0),
+        "scheduler": choice("cosine", "none"),
+        "device": device(),
+        "amp": boolean(),
+        "hflip": boolean(),
+    }
+
 
 SCHEMA: dict[str, Any] = {
     "seed": integer(0, 2**31 - 1),
@@ -105,16 +142,25 @@ SCHEMA: dict[str, Any] = {
         "far_size": integer(1, 1_000_000),
         "subset": optional(integer(1)),
     },
-    "classifier": {
-        "arch": choice(*CLASSIFIER_ARCHS),
-        "epochs": integer(1, 1000),
-        "batch_size": integer(1, 65536),
-        "optimizer": choice("adam", "sgd"),
-        "lr": number(0.0, 10.0, lo_open=True),
-        "weight_decay": number(0.0, 1.0),
-        "scheduler": choice("cosine", "none"),
-        "device": device(),
-        "amp": boolean(),
+    "dense_benchmark": {
+        "name": choice(*DENSE_BENCHMARKS),
+        "size": integer(56, 1024),
+        "n_train": integer(1, 1_000_000),
+        "n_val": integer(1, 1_000_000),
+        "n_test": integer(1, 1_000_000),
+        "objects": pair(0, 16, whole=True),
+        "anomalies": pair(1, 4, whole=True),
+        "scale": pair(0.5, 18.0, whole=False),
+        "subset": optional(integer(1)),
+    },
+    "classifier": _training(CLASSIFIER_ARCHS),
+    "segmenter": _training(SEGMENTER_ARCHS),
+    "dense_evaluate": {
+        "bins": integer(16, 2**24),
+        "component_threshold": threshold_rule(),
+        "min_size": integer(1, 10**8),
+        "min_gt_size": integer(1, 10**8),
+        "gallery": integer(0, 100),
     },
     "evaluate": {
         "batch_size": integer(1, 65536),
@@ -125,9 +171,11 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-def _detectors_schema() -> dict[str, Any]:
-    """The ``detectors`` section, derived from the detectors' own hyper-parameter specs (one source)."""
-    from .detectors import REGISTRY
+def _detectors_schema(dense: bool = False) -> dict[str, Any]:
+    """A detectors section, derived from the detectors' own hyper-parameter specs (one source)."""
+    from .detectors import DENSE_REGISTRY, REGISTRY
+
+    registry = DENSE_REGISTRY if dense else REGISTRY
 
     def checker(spec: Any, detector: str, key: str) -> Checker:
         def check(v: Any) -> str | None:
@@ -138,15 +186,15 @@ def _detectors_schema() -> dict[str, Any]:
             return None
         return check
 
-    section: dict[str, Any] = {"names": unique_list(choice(*REGISTRY))}
-    for name, cls in REGISTRY.items():
+    section: dict[str, Any] = {"names": unique_list(choice(*registry))}
+    for name, cls in registry.items():
         if cls.params:
             section[name] = {key: checker(spec, name, key) for key, spec in cls.params.items()}
     return section
 
 
 def schema() -> dict[str, Any]:
-    return {**SCHEMA, "detectors": _detectors_schema()}
+    return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True)}
 
 
 def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
@@ -206,7 +254,7 @@ def from_notebook(**injected: Any) -> dict[str, Any]:
     Whatever papermill did not inject comes from the project's params.yaml; the result is validated.
     """
     params = {k: v for k, v in injected.items() if v is not None}
-    missing = [k for k in (*SCHEMA, "detectors") if k not in params]
+    missing = [k for k in (*SCHEMA, "detectors", "dense_detectors") if k not in params]
     if missing:
         file_params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
         params.update({k: file_params[k] for k in missing if k in file_params})
@@ -226,11 +274,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def benchmark_args(params: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``ood.data.load_benchmark`` for the image benchmark in ``params``."""
-    b = params["benchmark"]
-    return {"name": b["name"], "root": params["data"]["root"], "seed": params["seed"],
-            "val_fraction": b["val_fraction"], "far_size": b["far_size"], "subset": b["subset"]}
+def benchmark_args(params: dict[str, Any], section: str = "benchmark") -> dict[str, Any]:
+    """Keyword arguments of ``ood.data.load_benchmark`` for the benchmark of a params section
+    (``benchmark``: the image benchmark; ``dense_benchmark``: the dense one)."""
+    return {**params[section], "root": params["data"]["root"], "seed": params["seed"]}
 
 
 if __name__ == "__main__":

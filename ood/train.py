@@ -60,6 +60,14 @@ def _accuracy_counts(logits: torch.Tensor, target: torch.Tensor) -> tuple[int, i
     return int(correct.sum()), int(valid.sum())
 
 
+def _random_hflip(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    flip = torch.rand(len(x)) < 0.5
+    x = torch.where(flip.view(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+    if y.ndim == 3:  # per-pixel targets follow their image
+        y = torch.where(flip.view(-1, 1, 1), y.flip(-1), y)
+    return x, y
+
+
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: Callable, device: torch.device) -> tuple[float, float]:
     model.eval()
@@ -85,9 +93,10 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
           seed: int = 0, device: str = "auto", amp: bool = True,
           checkpoint: str | os.PathLike | None = None,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          progress: bool = True, run_id: str = "") -> list[dict[str, float]]:
+          progress: bool = True, run_id: str = "", hflip: bool = False) -> list[dict[str, float]]:
     """Train ``model`` in place and return the per-epoch history.
 
+    ``hflip``: flip half of each batch left-right (images, and per-pixel targets with them).
     ``checkpoint``: file written atomically after every epoch; if it exists and was written by a run
     with the same configuration (``run_id`` plus every argument here), training resumes after its
     last completed epoch. It is deleted once training finishes.
@@ -110,7 +119,8 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     run = fingerprint(run_id=run_id, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      optimizer=optimizer, momentum=momentum, scheduler=scheduler, seed=seed, n=len(train_set))
+                      optimizer=optimizer, momentum=momentum, scheduler=scheduler, seed=seed, n=len(train_set),
+                      hflip=hflip)
     history: list[dict[str, float]] = []
     start = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
@@ -136,6 +146,8 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
         run_loss, correct, count = 0.0, 0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for step, (x, y) in enumerate(bar, 1):
+            if hflip:
+                x, y = _random_hflip(x, y)
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             with torch.autocast(device_type=dev.type, enabled=use_amp):
                 logits = model(x)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -49,6 +50,9 @@ def study(tmp_path_factory) -> Path:
     params["classifier"].update(epochs=1, batch_size=32)
     params["evaluate"].update(bootstrap=20)
     params["detectors"]["knn"]["k"] = 5
+    params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
+    params["segmenter"].update(epochs=1, batch_size=16)
+    params["dense_evaluate"].update(gallery=2)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_fake_fashion_mnist(work / "data" / "fashion-mnist", n_train=1200, n_test=400, gz=False)
     run(["git", "init", "-q"], work)
@@ -62,7 +66,7 @@ def study(tmp_path_factory) -> Path:
 def test_metrics_json_has_every_baseline_in_the_documented_shape(study: Path) -> None:
     params = yaml.safe_load((study / "params.yaml").read_text())
     metrics = json.loads((study / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"fmnist6"}
+    assert set(metrics) == {"fmnist6", "scenes"}
     entry = metrics["fmnist6"]
     assert 0.0 <= entry["model"]["accuracy"] <= 1.0
     assert list(entry["detectors"]) == params["detectors"]["names"]
@@ -71,6 +75,14 @@ def test_metrics_json_has_every_baseline_in_the_documented_shape(study: Path) ->
         assert set(per_set) == sets, det
         for s, vals in per_set.items():
             assert set(vals) == {"auroc", "fpr95", "aupr_in", "aupr_out"}, (det, s)
+            assert all(0.0 <= v <= 1.0 for v in vals.values()), (det, s, vals)
+    dense = metrics["scenes"]
+    assert 0.0 <= dense["model"]["miou"] <= 1.0
+    assert list(dense["detectors"]) == params["dense_detectors"]["names"]
+    for det, per_set in dense["detectors"].items():
+        assert set(per_set) == {"near", "far", "all"}, det
+        for s, vals in per_set.items():
+            assert set(vals) == {"ap", "fpr95", "auroc", "siou", "ppv", "mean_f1"}, (det, s)
             assert all(0.0 <= v <= 1.0 for v in vals.values()), (det, s, vals)
 
 
@@ -86,14 +98,28 @@ def test_scores_are_tidy_and_reproduce_the_metrics(study: Path) -> None:
     assert auroc(ids.to_numpy(), digits.to_numpy()) == pytest.approx(metrics["msp"]["digits"]["auroc"], abs=1e-6)
 
 
+def test_dense_pixel_scores_reproduce_the_dense_metrics(study: Path) -> None:
+    from sklearn.metrics import average_precision_score
+
+    dense = json.loads((study / "reports" / "metrics.json").read_text())["scenes"]["detectors"]
+    with np.load(study / "reports" / "scores" / "scenes.npz") as maps:
+        label, score = maps["near/label"].ravel(), maps["near/entropy"].ravel()
+    valid = label != 255
+    assert set(np.unique(label)) <= {0, 1, 255}
+    ap = average_precision_score(label[valid], score[valid])
+    assert ap == pytest.approx(dense["entropy"]["near"]["ap"], abs=1e-3)  # binned metric, bounded error
+
+
 def test_report_is_self_contained_html_without_code(study: Path) -> None:
     html = (study / "reports" / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64" in html  # figures embedded
     assert "OpenOOD v1.5" in html and "fmnist6" in html
     assert "ood.params.from_notebook" not in html  # code cells are not exported
-    for nb in ("01_data", "02_classifier", "03_evaluate", "04_report"):
+    assert "Pixel AP" in html and "scenes" in html  # the dense section
+    for nb in ("01_data", "02_classifier", "03_evaluate", "04_segmenter", "05_evaluate_dense", "06_report"):
         assert (study / "reports" / "notebooks" / f"{nb}.ipynb").exists()
     assert (study / "models" / "fmnist6" / "classifier.pt").exists()
+    assert (study / "models" / "scenes" / "segmenter.pt").exists()
 
 
 def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:
@@ -106,6 +132,7 @@ def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:
 def test_ablation_reruns_only_the_stages_it_affects(study: Path) -> None:
     out = run(["dvc", "exp", "run", "-S", "evaluate.bootstrap=10"], study).stdout
     assert "Stage 'classifier' didn't change, skipping" in out
+    assert "Stage 'segmenter' didn't change, skipping" in out
     assert "Running stage 'evaluate'" in out and "Running stage 'report'" in out
     assert yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["bootstrap"] == 10
 

@@ -75,3 +75,17 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path, capsys) -> Non
 def test_device_auto_resolves_to_an_available_device() -> None:
     assert ood.train.resolve_device("auto").type in {"cpu", "cuda", "mps"}
     assert ood.train.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_hflip_flips_images_with_their_per_pixel_targets() -> None:
+    torch.manual_seed(0)
+    x = torch.arange(8 * 1 * 2 * 3, dtype=torch.float32).view(8, 1, 2, 3)
+    y = x[:, 0].long()  # a target map that equals the image: must stay equal after flipping
+    fx, fy = ood.train._random_hflip(x, y)
+    assert torch.equal(fx[:, 0].long(), fy)
+    flipped = [not torch.equal(fx[i], x[i]) for i in range(8)]
+    assert 0 < sum(flipped) < 8  # some flipped, some not
+    for i in range(8):
+        assert torch.equal(fx[i], x[i].flip(-1) if flipped[i] else x[i])
+    labels = torch.arange(8)  # image labels are left alone
+    assert torch.equal(ood.train._random_hflip(x, labels)[1], labels)

@@ -30,6 +30,8 @@ __all__ = [
     "training_curves",
     "confusion_matrix",
     "ci_plot",
+    "label_maps",
+    "dense_gallery",
 ]
 
 CONVENTION = "OOD = positive class, higher score = more OOD"
@@ -417,4 +419,63 @@ def ci_plot(
     ax.set_title(f"{label} with bootstrap interval\n{CONVENTION}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="detector", fontsize=7, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# dense benchmarks
+
+
+def _mask_rgb(label: np.ndarray) -> np.ndarray:
+    """OOD mask as colours: ID black, OOD orange, void grey (SMIYC convention 0 / 1 / 255)."""
+    rgb = np.zeros((*label.shape, 3), dtype=np.float32)
+    rgb[label == 1] = (1.0, 0.55, 0.0)
+    rgb[label == M.VOID_LABEL] = (0.6, 0.6, 0.6)
+    return rgb
+
+
+def label_maps(images, labels, preds, class_names: Sequence[str], *, n: int = 6, cell: float = 1.8) -> Figure:
+    """Scenes with their ground-truth semantic labels and the segmenter's prediction (void grey)."""
+    n = min(n, len(images))
+    cmap = plt.get_cmap("tab10", len(class_names))
+    fig, axes = _new_fig(3, n, figsize=(cell * n, cell * 3 + 0.6))
+    for j in range(n):
+        img, img_cmap = _to_image(images[j])
+        axes[0, j].imshow(img, cmap=img_cmap, vmin=0, vmax=1)
+        for row, lab in ((1, np.asarray(labels[j])), (2, np.asarray(preds[j]))):
+            shown = np.ma.masked_where(lab == M.VOID_LABEL, lab)
+            axes[row, j].set_facecolor("0.6")
+            axes[row, j].imshow(shown, cmap=cmap, vmin=-0.5, vmax=len(class_names) - 0.5, interpolation="nearest")
+    for row, title in enumerate(("image", "ground truth", "prediction")):
+        axes[row, 0].set_ylabel(title)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(class_names))]
+    fig.legend(handles, class_names, loc="lower center", ncol=min(len(class_names), 7), fontsize=8, frameon=False)
+    fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))
+    return fig
+
+
+def dense_gallery(images, labels, maps: Mapping[str, np.ndarray], *, n: int = 6, cell: float = 1.7,
+                  title: str | None = None) -> Figure:
+    """Rows = scenes; columns = image, OOD ground truth (orange OOD, grey void), then each
+    detector's anomaly map (per-detector colour scale over the shown scenes; brighter = more OOD)."""
+    n = min(n, len(images))
+    cols = 2 + len(maps)
+    fig, axes = _new_fig(n, cols, figsize=(cell * cols, cell * n + 0.5))
+    for i in range(n):
+        img, img_cmap = _to_image(images[i])
+        axes[i, 0].imshow(img, cmap=img_cmap, vmin=0, vmax=1)
+        axes[i, 1].imshow(_mask_rgb(np.asarray(labels[i])), interpolation="nearest")
+        for j, (name, m) in enumerate(maps.items(), start=2):
+            shown = np.asarray(m[:n], dtype=np.float32)
+            lo, hi = np.nanpercentile(shown, [1, 99])
+            axes[i, j].imshow(shown[i], cmap="magma", vmin=lo, vmax=hi if hi > lo else lo + 1e-6)
+    for j, name in enumerate(["image", "OOD ground truth", *maps]):
+        axes[0, j].set_title(name, fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or f"Anomaly maps ({CONVENTION})", fontsize=10)
     return fig

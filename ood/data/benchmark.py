@@ -15,8 +15,38 @@ OOD_LABEL = -1
 IGNORE_INDEX = 255
 
 
-@dataclass
-class Benchmark:
+class _Splits:
+    """What both benchmark kinds share: ID splits ``train``/``val``/``test`` and named OOD sets."""
+
+    name: str
+    classes: list[str]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    ood: dict[str, Dataset]
+    in_channels: int
+    image_size: tuple[int, int]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def sizes(self) -> dict[str, int]:
+        """Number of samples (images or scenes) per ID split and OOD set."""
+        out = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}  # type: ignore[arg-type]
+        out.update({name: len(ds) for name, ds in self.ood.items()})  # type: ignore[arg-type]
+        return out
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())
+        return (
+            f"{type(self).__name__}({self.name!r}, {self.num_classes} classes, "
+            f"{self.in_channels}x{self.image_size[0]}x{self.image_size[1]}, {sizes})"
+        )
+
+
+@dataclass(repr=False)  # _Splits.__repr__: sizes, not dataset objects
+class Benchmark(_Splits):
     """ID splits and named OOD sets of one benchmark.
 
     Every dataset yields ``(image, label)``: ``image`` a float32 tensor ``[C, H, W]`` in [0, 1]
@@ -50,26 +80,10 @@ class Benchmark:
                 f"groups {self.groups} must name every OOD set exactly once: {list(self.ood)}"
             )
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def sizes(self) -> dict[str, int]:
-        """Number of samples per ID split and OOD set (handy for reports and logs)."""
-        out = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}  # type: ignore[arg-type]
-        out.update({name: len(ds) for name, ds in self.ood.items()})  # type: ignore[arg-type]
-        return out
-
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())
-        return (
-            f"Benchmark({self.name!r}, {self.num_classes} classes, "
-            f"{self.in_channels}x{self.image_size[0]}x{self.image_size[1]}, {sizes})"
-        )
 
 
-@dataclass
-class DenseBenchmark:
+@dataclass(repr=False)
+class DenseBenchmark(_Splits):
     """Segmentation splits and dense OOD sets of one benchmark (e.g. ``"scenes"``).
 
     Every dataset yields ``(image, target)``: ``image`` a float32 tensor ``[C, H, W]`` in [0, 1],
@@ -108,19 +122,3 @@ class DenseBenchmark:
         if extra:
             raise ValueError(f"ood_semantic names sets {extra} that are not in ood: {list(self.ood)}")
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def sizes(self) -> dict[str, int]:
-        """Number of scenes per split and OOD set."""
-        out = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}  # type: ignore[arg-type]
-        out.update({name: len(ds) for name, ds in self.ood.items()})  # type: ignore[arg-type]
-        return out
-
-    def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes().items())
-        return (
-            f"DenseBenchmark({self.name!r}, {self.num_classes} classes, "
-            f"{self.in_channels}x{self.image_size[0]}x{self.image_size[1]}, {sizes})"
-        )

@@ -23,20 +23,9 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from . import detectors as D
-from .train import make_loader
+from .train import make_loader, predict
 
 ID_SET = "id"
-
-
-@torch.no_grad()
-def _features(model: nn.Module, dataset: Dataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Penultimate features (CPU float32) and labels of a whole dataset, OOD samples included."""
-    device = next(model.parameters()).device
-    zs, ys = [], []
-    for x, y in make_loader(dataset, batch_size, shuffle=False):
-        zs.append(model.features(x.to(device)).float().cpu())
-        ys.append(y)
-    return torch.cat(zs), torch.cat(ys)
 
 
 def _shares_features(detector: D.Detector) -> bool:
@@ -54,10 +43,10 @@ def score_benchmark(model: nn.Module, benchmark: Any, names: list[str], params: 
     model.eval()
     sets: dict[str, Dataset] = {ID_SET: benchmark.test, **benchmark.ood}
     start = time.perf_counter()
-    z_train, y_train = _features(model, benchmark.train, batch_size)
+    z_train, y_train = predict(model, benchmark.train, batch_size, fn=model.features)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    z_sets = {s: _features(model, ds, batch_size)[0] for s, ds in tqdm(sets.items(), desc="features")}
+    z_sets = {s: predict(model, ds, batch_size, fn=model.features)[0] for s, ds in tqdm(sets.items(), desc="features")}
     forward_s = time.perf_counter() - start
 
     frames, costs = [], []
@@ -89,16 +78,6 @@ def score_benchmark(model: nn.Module, benchmark: Any, names: list[str], params: 
 ALL_SET = "all"  # the pooled pixels of every dense OOD set (not a mean)
 
 
-@torch.no_grad()
-def _dense_logits(model: nn.Module, dataset: Dataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    device = next(model.parameters()).device
-    logits, targets = [], []
-    for x, y in make_loader(dataset, batch_size, shuffle=False):
-        logits.append(model(x.to(device)).float().cpu())
-        targets.append(y)
-    return torch.cat(logits), torch.cat(targets)
-
-
 def score_dense_benchmark(model: nn.Module, benchmark: Any, names: list[str], params: Mapping[str, Any],
                           *, batch_size: int = 32, bins: int = 2**16, component_threshold: float | str = "best_f1",
                           min_size: int = 5, min_gt_size: int = 1) -> tuple[dict, dict, pd.DataFrame]:
@@ -114,7 +93,7 @@ def score_dense_benchmark(model: nn.Module, benchmark: Any, names: list[str], pa
 
     model.eval()
     start = time.perf_counter()
-    logits = {s: _dense_logits(model, ds, batch_size) for s, ds in tqdm(benchmark.ood.items(), desc="segmenter")}
+    logits = {s: predict(model, ds, batch_size) for s, ds in tqdm(benchmark.ood.items(), desc="segmenter")}
     forward_s = time.perf_counter() - start
     maps: dict[str, dict[str, np.ndarray]] = {s: {"label": t.numpy().astype(np.uint8)} for s, (_, t) in logits.items()}
     accumulators: dict[str, dict[str, tuple]] = {}

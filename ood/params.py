@@ -254,7 +254,7 @@ def from_notebook(**injected: Any) -> dict[str, Any]:
     Whatever papermill did not inject comes from the project's params.yaml; the result is validated.
     """
     params = {k: v for k, v in injected.items() if v is not None}
-    missing = [k for k in (*SCHEMA, "detectors", "dense_detectors") if k not in params]
+    missing = [k for k in schema() if k not in params]
     if missing:
         file_params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
         params.update({k: file_params[k] for k in missing if k in file_params})

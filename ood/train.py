@@ -178,12 +178,15 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: Dataset, batch_size: int = 512, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels of a whole dataset, on CPU."""
+def predict(model: nn.Module, dataset: Dataset, batch_size: int = 512, progress: bool = False,
+            fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs (logits, or ``fn(x)`` e.g. ``model.features``) and labels of a whole dataset, on CPU
+    as float32; every sample is kept, OOD ones (label -1) included."""
     dev = next(model.parameters()).device
+    fn = fn or model
     model.eval()
     outs, labels = [], []
     for x, y in tqdm(make_loader(dataset, batch_size, shuffle=False), disable=not progress, leave=False):
-        outs.append(model(x.to(dev)).float().cpu())
+        outs.append(fn(x.to(dev)).float().cpu())
         labels.append(y)
     return torch.cat(outs), torch.cat(labels)

@@ -10,13 +10,13 @@ metrics' business, not the detectors'.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from .base import DenseDetector, Param
-from .posthoc import DEFAULTS, energy_score, maxlogit_score, msp_score
+from .posthoc import Energy, energy_score, maxlogit_score, msp_score
 
 
 def entropy_score(logits: Tensor) -> Tensor:
@@ -58,10 +58,7 @@ class DenseMaxLogit(_DenseLogitDetector):
 
 class DenseEnergy(_DenseLogitDetector):
     name = "energy"
-    params: ClassVar[dict[str, Param]] = {
-        "temperature": Param(DEFAULTS["energy"]["temperature"], float, low=0.0, low_open=True,
-                             doc="energy temperature T (Liu et al. 2020: T = 1)"),
-    }
+    params: ClassVar[dict[str, Param]] = Energy.params  # same temperature, same default and range
 
     def score_logits(self, logits: Tensor) -> Tensor:
         return energy_score(logits, self.temperature)

@@ -1,11 +1,13 @@
-"""One training loop for every network in the study (classifiers now, segmenters and decoders later).
+"""One training loop for every network in the study: classifiers, segmenters and the networks the
+detectors own (Heatmap OOD's decoder now; MoodCat's GAN, DiffGuard's diffusion model and NFlowJS's
+flow next).
 
-It owns the things every training run needs and nobody wants to write twice: device selection
-(``device: auto``), seeding, mixed precision on CUDA, a progress bar, per-epoch validation and an
-atomic checkpoint after every epoch from which an interrupted run resumes.
-
-Resumed runs give the same weights as uninterrupted ones: every epoch re-seeds the shuffling
-generator and torch's global RNG from ``(seed, epoch)``, so no RNG state has to be carried over.
+:func:`fit` owns what every training run needs and nobody wants to write twice: device selection
+(``device: auto``), seeding, mixed precision on CUDA, several optimizers, EMA weights, a progress
+bar, per-epoch validation and an atomic checkpoint of every network after every epoch, from which an
+interrupted run resumes to bit-identical weights. A method plugs in a :class:`Task` (its networks,
+optimizers and one training step); :func:`train` is the supervised task of classifiers and
+segmenters. Under ``torch.distributed`` the loader shards the data per process (the DDP seam).
 """
 
 from __future__ import annotations
@@ -68,69 +70,154 @@ def _random_hflip(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     return x, y
 
 
-@torch.no_grad()
-def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: Callable, device: torch.device) -> tuple[float, float]:
-    model.eval()
-    total_loss, correct, count, batches = 0.0, 0, 0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits = model(x)
-        total_loss += loss_fn(logits, y).item()
-        c, n = _accuracy_counts(logits, y)
-        correct, count, batches = correct + c, count + n, batches + 1
-    return total_loss / max(batches, 1), correct / max(count, 1)
-
-
 def fingerprint(**config: Any) -> str:
     """Identifies a training run; a checkpoint is only resumed by a run with the same fingerprint."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
-          epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
-          optimizer: str = "adam", momentum: float = 0.9, scheduler: str = "cosine",
-          seed: int = 0, device: str = "auto", amp: bool = True,
-          checkpoint: str | os.PathLike | None = None,
-          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          progress: bool = True, run_id: str = "", hflip: bool = False) -> list[dict[str, float]]:
-    """Train ``model`` in place and return the per-epoch history.
+class Task:
+    """What one method trains: its networks, optimizers and one training step.
 
-    ``hflip``: flip half of each batch left-right (images, and per-pixel targets with them).
-    ``checkpoint``: file written atomically after every epoch; if it exists and was written by a run
-    with the same configuration (``run_id`` plus every argument here), training resumes after its
-    last completed epoch. It is deleted once training finishes.
+    Subclasses set :attr:`networks` (name -> module; everything the checkpoint holds) and implement
+    :meth:`optimizers` and :meth:`training_step`. The step receives a batch (already on the device)
+    and a :class:`Step`, through which it updates any of its optimizers (``step.update(loss, "g")``:
+    zero_grad, backward under the AMP scaler, step, scheduler), as often as the method needs (a GAN
+    updates its discriminator and generator in turn). It returns the numbers to log.
     """
-    dev = resolve_device(device)
-    loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
-    model.to(dev)
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, drop_last=len(train_set) > batch_size)
+
+    networks: dict[str, nn.Module]
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def schedulers(self, optimizers: dict[str, torch.optim.Optimizer], total_steps: int) -> dict[str, Any]:
+        """Learning-rate schedulers by optimizer name, stepped after every update (default: none)."""
+        return {}
+
+    def prepare(self, batch: Any, device: torch.device) -> Any:
+        """Move a batch to the device (default: every tensor of a tuple/list)."""
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(t.to(device, non_blocking=True) if torch.is_tensor(t) else t for t in batch)
+        return batch.to(device, non_blocking=True)
+
+    def training_step(self, batch: Any, step: "Step") -> dict[str, float]:
+        raise NotImplementedError
+
+    def validation_step(self, batch: Any) -> dict[str, float]:
+        """Numbers on one validation batch, averaged over batches (default: nothing)."""
+        return {}
+
+
+class Step:
+    """Handed to :meth:`Task.training_step`: the device, autocast and the optimizer updates."""
+
+    def __init__(self, device: torch.device, optimizers: dict, schedulers: dict, scaler: Any,
+                 amp: bool, ema: dict[str, "EMA"], networks: dict[str, nn.Module]):
+        self.device, self._opts, self._scheds, self._scaler = device, optimizers, schedulers, scaler
+        self._amp, self._ema, self._networks = amp, ema, networks
+
+    def autocast(self) -> Any:
+        """Mixed precision on CUDA when ``amp`` is on; a no-op elsewhere."""
+        return torch.autocast(device_type=self.device.type, enabled=self._amp)
+
+    def update(self, loss: torch.Tensor, optimizer: str) -> None:
+        """One optimizer step on ``loss`` (then its scheduler, then the EMA of every network)."""
+        opt = self._opts[optimizer]
+        opt.zero_grad(set_to_none=True)
+        self._scaler.scale(loss).backward()
+        self._scaler.step(opt)
+        self._scaler.update()
+        if optimizer in self._scheds:
+            self._scheds[optimizer].step()
+        for name, ema in self._ema.items():
+            ema.update(self._networks[name])
+
+
+class EMA:
+    """Exponential moving average of a network's weights (buffers copied): ``ema.module``."""
+
+    def __init__(self, network: nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.module = copy.deepcopy(network).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, network: nn.Module) -> None:
+        for avg, cur in zip(self.module.state_dict().values(), network.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(cur.detach(), 1.0 - self.decay)
+            else:
+                avg.copy_(cur)
+
+
+def _loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
+    """Shuffled training loader; under torch.distributed each process gets its own shard (DDP)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():  # the seam for data-parallel training
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=True)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0)
+    return make_loader(dataset, batch_size, shuffle=True, seed=seed, drop_last=len(dataset) > batch_size)
+
+
+def _is_main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int, batch_size: int,
+        seed: int = 0, device: str | torch.device = "auto", amp: bool = True,
+        checkpoint: str | os.PathLike | None = None, run_id: str = "", progress: bool = True,
+        ema: dict[str, float] | None = None, desc: str = "epoch") -> list[dict[str, float]]:
+    """The training loop of every network in the study; returns the per-epoch history.
+
+    Moves ``task.networks`` to ``device`` (``auto``: CUDA, MPS, else CPU), runs
+    ``task.training_step`` over shuffled batches of ``train_set`` for ``epochs`` epochs with mixed
+    precision on CUDA (``amp``) and a progress bar, averages ``task.validation_step`` over
+    ``val_set`` after every epoch, keeps an exponential moving average of the networks named in
+    ``ema`` (name -> decay; the averaged copies are returned in ``task.ema``), and writes an atomic
+    checkpoint after every epoch (every network, optimizer, scheduler, scaler, EMA and the history).
+    An existing checkpoint written by a run with the same ``run_id`` and arguments is resumed after
+    its last completed epoch; the result is bit-identical to an uninterrupted run, because every
+    epoch re-seeds the shuffling and torch's global RNG from ``(seed, epoch)``. The checkpoint is
+    deleted once training finishes.
+    """
+    dev = resolve_device(device) if isinstance(device, str) else device
+    for net in task.networks.values():
+        net.to(dev)
+    opts = task.optimizers()
+    loader = _loader(train_set, batch_size, seed)
     val_loader = make_loader(val_set, 4 * batch_size, shuffle=False) if val_set is not None else None
-    total_steps = epochs * len(loader)
-    sched = (torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total_steps, 1), pct_start=0.15)
-             if scheduler == "cosine" else None)
+    scheds = task.schedulers(opts, max(epochs * len(loader), 1))
     use_amp = amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    averages = {name: EMA(task.networks[name], decay) for name, decay in (ema or {}).items()}
+    task.ema = {name: e.module for name, e in averages.items()}  # type: ignore[attr-defined]
+    step = Step(dev, opts, scheds, scaler, use_amp, averages, task.networks)
 
-    run = fingerprint(run_id=run_id, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                      optimizer=optimizer, momentum=momentum, scheduler=scheduler, seed=seed, n=len(train_set),
-                      hflip=hflip)
+    run = fingerprint(run_id=run_id, epochs=epochs, batch_size=batch_size, seed=seed, n=len(train_set),
+                      networks=sorted(task.networks), ema=ema)
     history: list[dict[str, float]] = []
     start = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if state.get("run") == run:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
+            for name, net in task.networks.items():
+                net.load_state_dict(state["networks"][name])
+            for name, opt in opts.items():
+                opt.load_state_dict(state["optimizers"][name])
+            for name, sched in scheds.items():
+                sched.load_state_dict(state["schedulers"][name])
+            for name, e in averages.items():
+                e.module.load_state_dict(state["ema"][name])
             scaler.load_state_dict(state["scaler"])
             history = [dict(h) for h in state["history"]]
             start = len(history)
@@ -140,41 +227,110 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
 
     for epoch in range(start, epochs):
         # Per-epoch seeding makes a resumed run identical to an uninterrupted one.
-        loader.generator.manual_seed(seed * 1000 + epoch)
+        if isinstance(loader.sampler, torch.utils.data.distributed.DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        else:
+            loader.generator.manual_seed(seed * 1000 + epoch)
         torch.manual_seed(seed * 1000 + epoch)
-        model.train()
-        run_loss, correct, count = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for step, (x, y) in enumerate(bar, 1):
-            if hflip:
-                x, y = _random_hflip(x, y)
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            with torch.autocast(device_type=dev.type, enabled=use_amp):
-                logits = model(x)
-                loss = loss_fn(logits, y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if sched is not None:
-                sched.step()
-            run_loss += loss.item()
-            c, n = _accuracy_counts(logits.detach(), y)
-            correct, count = correct + c, count + n
-            bar.set_postfix(loss=f"{run_loss / step:.3f}", acc=f"{correct / max(count, 1):.3f}", refresh=False)
-        row = {"epoch": epoch + 1, "train_loss": run_loss / max(len(loader), 1), "train_acc": correct / max(count, 1)}
+        for net in task.networks.values():
+            net.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for n_steps, batch in enumerate(bar, 1):
+            logs = task.training_step(task.prepare(batch, dev), step)
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix({k: f"{v / n_steps:.3f}" for k, v in sums.items()}, refresh=False)
+        row: dict[str, float] = {"epoch": epoch + 1, **{f"train_{k}": v / max(len(loader), 1) for k, v in sums.items()}}
         if val_loader is not None:
-            row["val_loss"], row["val_acc"] = evaluate_loss(model, val_loader, loss_fn, dev)
+            for net in task.networks.values():
+                net.eval()
+            vsums: dict[str, float] = {}
+            with torch.no_grad():
+                for batch in val_loader:
+                    for k, v in task.validation_step(task.prepare(batch, dev)).items():
+                        vsums[k] = vsums.get(k, 0.0) + float(v)
+            row.update({f"val_{k}": v / max(len(val_loader), 1) for k, v in vsums.items()})
         history.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if ckpt_path is not None:
-            atomic_torch_save({"run": run, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict() if sched is not None else {},
-                               "scaler": scaler.state_dict(), "history": history}, ckpt_path)
-    if ckpt_path is not None and ckpt_path.exists():
+        if ckpt_path is not None and _is_main_process():
+            atomic_torch_save({
+                "run": run,
+                "networks": {k: net.state_dict() for k, net in task.networks.items()},
+                "optimizers": {k: opt.state_dict() for k, opt in opts.items()},
+                "schedulers": {k: sched.state_dict() for k, sched in scheds.items()},
+                "ema": {k: e.module.state_dict() for k, e in averages.items()},
+                "scaler": scaler.state_dict(), "history": history}, ckpt_path)
+    if ckpt_path is not None and ckpt_path.exists() and _is_main_process():
         ckpt_path.unlink()
-    model.eval()
+    for net in task.networks.values():
+        net.eval()
     return history
+
+
+class SupervisedTask(Task):
+    """Classifiers and segmenters: cross-entropy (void ignored), accuracy, optional flips."""
+
+    def __init__(self, model: nn.Module, *, lr: float, weight_decay: float, optimizer: str, momentum: float,
+                 scheduler: str, loss_fn: Callable | None, hflip: bool):
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        self.networks = {"model": model}
+        self.lr, self.weight_decay, self.optimizer, self.momentum = lr, weight_decay, optimizer, momentum
+        self.scheduler, self.hflip = scheduler, hflip
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        params = self.networks["model"].parameters()
+        if self.optimizer == "adam":
+            return {"model": torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)}
+        return {"model": torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                                         weight_decay=self.weight_decay, nesterov=True)}
+
+    def schedulers(self, optimizers: dict, total_steps: int) -> dict[str, Any]:
+        if self.scheduler != "cosine":
+            return {}
+        return {"model": torch.optim.lr_scheduler.OneCycleLR(optimizers["model"], max_lr=self.lr,
+                                                             total_steps=total_steps, pct_start=0.15)}
+
+    def prepare(self, batch: Any, device: torch.device) -> Any:
+        x, y = batch
+        if self.hflip and self.networks["model"].training:
+            x, y = _random_hflip(x, y)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def training_step(self, batch: Any, step: Step) -> dict[str, float]:
+        x, y = batch
+        with step.autocast():
+            logits = self.networks["model"](x)
+            loss = self.loss_fn(logits, y)
+        step.update(loss, "model")
+        correct, count = _accuracy_counts(logits.detach(), y)
+        return {"loss": loss.item(), "acc": correct / max(count, 1)}
+
+    def validation_step(self, batch: Any) -> dict[str, float]:
+        x, y = batch
+        logits = self.networks["model"](x)
+        correct, count = _accuracy_counts(logits, y)
+        return {"loss": self.loss_fn(logits, y).item(), "acc": correct / max(count, 1)}
+
+
+def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
+          epochs: int, batch_size: int, lr: float, weight_decay: float = 0.0,
+          optimizer: str = "adam", momentum: float = 0.9, scheduler: str = "cosine",
+          seed: int = 0, device: str = "auto", amp: bool = True,
+          checkpoint: str | os.PathLike | None = None,
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          progress: bool = True, run_id: str = "", hflip: bool = False) -> list[dict[str, float]]:
+    """Train a classifier or segmenter in place with cross-entropy (:func:`fit` with a
+    :class:`SupervisedTask`) and return the per-epoch history (``train_loss``, ``train_acc``,
+    ``val_loss``, ``val_acc``). ``hflip``: flip half of each batch left-right (images, and
+    per-pixel targets with them). ``checkpoint``: see :func:`fit`."""
+    task = SupervisedTask(model, lr=lr, weight_decay=weight_decay, optimizer=optimizer, momentum=momentum,
+                          scheduler=scheduler, loss_fn=loss_fn, hflip=hflip)
+    run = json.dumps([run_id, lr, weight_decay, optimizer, momentum, scheduler, hflip])
+    return fit(task, train_set, val_set, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
+               amp=amp, checkpoint=checkpoint, run_id=run, progress=progress)
 
 
 @torch.no_grad()

@@ -22,19 +22,28 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, Callable, ClassVar, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 __all__ = [
     "Detector",
     "DenseDetector",
+    "Key",
     "NotFittedError",
     "Param",
+    "TrainedDetector",
+    "as_loader",
+    "content_keys",
+    "per_sample",
+    "sample_generators",
+    "sample_seed",
     "eval_mode",
     "extract_features",
     "model_device",
@@ -47,55 +56,106 @@ class NotFittedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Param:
-    """Specification of one hyper-parameter: default, accepted type and allowed range.
+    """Specification of one hyper-parameter: default, accepted type and allowed values.
 
-    ``low``/``high`` bound the value; ``low_open``/``high_open`` make the bound exclusive.
-    ``optional`` admits ``None`` (meaning "use the documented rule").
+    ``kind`` is ``int``, ``float``, ``bool`` or ``str``. Numbers: ``low``/``high`` bound the value,
+    ``low_open``/``high_open`` make a bound exclusive. ``choices`` restricts a value to a fixed set
+    (e.g. ``("mean", "max")``). ``check`` is an extra rule returning an error text or ``None`` (e.g.
+    a device name). ``optional`` admits ``None`` (meaning "use the documented rule").
     """
 
     default: Any
-    kind: type  # int or float
+    kind: type = float
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
     optional: bool = False
     doc: str = ""
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], "str | None"] | None = None
 
     def range_text(self) -> str:
-        lo = "-inf" if self.low is None else repr(self.low)
-        hi = "inf" if self.high is None else repr(self.high)
-        left = "(" if self.low_open or self.low is None else "["
-        right = ")" if self.high_open or self.high is None else "]"
-        text = f"{self.kind.__name__} in {left}{lo}, {hi}{right}"
+        if self.choices is not None:
+            text = "one of " + ", ".join(map(repr, self.choices))
+        elif self.kind is bool:
+            text = "bool (true or false)"
+        elif self.kind is str:
+            text = "str"
+        else:
+            lo = "-inf" if self.low is None else repr(self.low)
+            hi = "inf" if self.high is None else repr(self.high)
+            left = "(" if self.low_open or self.low is None else "["
+            right = ")" if self.high_open or self.high is None else "]"
+            text = f"{self.kind.__name__} in {left}{lo}, {hi}{right}"
         return text + (" or None" if self.optional else "")
+
+    def _fail(self, detector: str, name: str, value: Any, err: type[Exception] = ValueError) -> Exception:
+        what = self.range_text() if self.choices is not None else f"a {self.range_text()}"
+        got = f"{type(value).__name__} {value!r}" if err is TypeError else repr(value)
+        return err(f"{detector}: parameter {name!r} must be {what}, got {got}")
 
     def validate(self, detector: str, name: str, value: Any) -> Any:
         if value is None:
             if self.optional:
                 return None
-            raise TypeError(f"{detector}: parameter {name!r} must be a {self.range_text()}, got None")
-        # bool is an int subclass; a flag where a number is expected is a configuration mistake
-        ok_types = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, ok_types):
-            # accept numpy / 0-d torch scalars
-            if hasattr(value, "item") and not isinstance(value, bool):
-                value = value.item()
+            raise self._fail(detector, name, value, TypeError)
+        if hasattr(value, "item") and not isinstance(value, (bool, str)):  # numpy / 0-d torch scalars
+            value = value.item()
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise self._fail(detector, name, value, TypeError)
+        elif self.kind is str:
+            if not isinstance(value, str):
+                raise self._fail(detector, name, value, TypeError)
+        else:
+            # bool is an int subclass; a flag where a number is expected is a configuration mistake
+            ok_types = (int,) if self.kind is int else (int, float)
             if isinstance(value, bool) or not isinstance(value, ok_types):
-                raise TypeError(
-                    f"{detector}: parameter {name!r} must be a {self.range_text()}, "
-                    f"got {type(value).__name__} {value!r}"
-                )
-        value = self.kind(value)
-        if self.kind is float and not math.isfinite(value):
-            raise ValueError(f"{detector}: parameter {name!r} must be a finite {self.range_text()}, got {value!r}")
-        bad = (
-            (self.low is not None and (value <= self.low if self.low_open else value < self.low))
-            or (self.high is not None and (value >= self.high if self.high_open else value > self.high))
-        )
-        if bad:
-            raise ValueError(f"{detector}: parameter {name!r} must be a {self.range_text()}, got {value!r}")
+                raise self._fail(detector, name, value, TypeError)
+            value = self.kind(value)
+            if not math.isfinite(value):
+                raise self._fail(detector, name, value)
+            bad = (
+                (self.low is not None and (value <= self.low if self.low_open else value < self.low))
+                or (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+            )
+            if bad:
+                raise self._fail(detector, name, value)
+        if self.choices is not None and value not in self.choices:
+            raise self._fail(detector, name, value)
+        if self.check is not None and (msg := self.check(value)) is not None:
+            raise ValueError(f"{detector}: parameter {name!r} {msg}")
         return value
+
+
+#: Identity of one sample: ``(set, index)`` in the pipeline, any hashable text/int elsewhere.
+Key = Hashable
+
+
+def sample_seed(seed: int, key: Key) -> int:
+    """A 63-bit seed from ``(seed, key)``: stable across processes, platforms and Python versions
+    (``hash()`` is salted per process, so it is not used)."""
+    digest = hashlib.sha256(repr((int(seed), key)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def content_keys(x: Tensor) -> list[str]:
+    """Default sample keys: a digest of each image's own pixels, so a bare image gets the same
+    random draws whatever batch it is scored in (identical images share them)."""
+    flat = x.detach().to("cpu", torch.float32).contiguous().reshape(len(x), -1).numpy()
+    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in flat]
+
+
+def sample_generators(seed: int, keys: Sequence[Key]) -> list[torch.Generator]:
+    """One CPU generator per sample, seeded by ``(seed, key)``. Draw on the CPU, then move the
+    result to the model's device: the numbers are then the same on every device."""
+    return [torch.Generator().manual_seed(sample_seed(seed, k)) for k in keys]
+
+
+def per_sample(generators: Sequence[torch.Generator], draw: Callable[[torch.Generator], Tensor]) -> Tensor:
+    """Stack ``draw(g)`` over the per-sample generators (e.g. ``lambda g: torch.randn(1, 28, 28, generator=g)``)."""
+    return torch.stack([draw(g) for g in generators])
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -166,19 +226,31 @@ def extract_features(
     return torch.cat(zs), (torch.cat(ys) if has_labels else None)
 
 
-class Detector(abc.ABC):
-    """Base class: ``fit(loader) -> self`` and ``score(x) -> Tensor[N]`` (higher = more OOD).
+def as_loader(data: Any, batch_size: int = 512) -> Iterable:
+    """A Dataset becomes an ordered loader; a loader (anything else iterable) is used as it is."""
+    if isinstance(data, Dataset):
+        return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+    return data
 
-    Subclasses set ``name`` (the registry name), ``requires_fit`` and ``params`` (the
-    hyper-parameter specifications; their defaults are :data:`ood.detectors.DEFAULTS`), and
-    implement :meth:`_score` (called on the model's device, in eval mode) and, when
-    ``requires_fit``, :meth:`_fit`.
+
+class Detector(abc.ABC):
+    """Base class: ``fit(train, *, val=None, outliers=None) -> self`` and ``score(x, keys=None) ->
+    Tensor[N]`` (higher = more OOD).
+
+    Subclasses set ``name`` (the registry name), ``requires_fit`` and ``params`` (the scoring
+    hyper-parameters; their defaults are :data:`ood.detectors.DEFAULTS`), and implement
+    :meth:`_score` (called on the model's device, in eval mode) and, when ``requires_fit``,
+    :meth:`_fit`. A detector that draws random numbers while scoring sets ``random = True``; its
+    ``_score(x, keys)`` then receives one key per sample and must draw only from
+    ``sample_generators(self.seed, keys)``, so a score never depends on its batch-mates.
     """
 
     name: ClassVar[str] = "detector"
     requires_fit: ClassVar[bool] = False
     params: ClassVar[dict[str, Param]] = {}
     needs_grad: ClassVar[bool] = False  # True where scoring needs input gradients
+    random: ClassVar[bool] = False  # True where scoring draws random numbers (per sample, by key)
+    seed: int = 0
 
     def __init__(self, model: nn.Module, **params: Any):
         if not isinstance(model, nn.Module):
@@ -191,60 +263,68 @@ class Detector(abc.ABC):
 
     # -- parameters -------------------------------------------------------------------------------
     @classmethod
-    def validate_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults overridden by ``params``, each validated; unknown names raise ``TypeError``."""
-        unknown = sorted(set(params) - set(cls.params))
+    def validate_params(cls, params: Mapping[str, Any], spec: Mapping[str, Param] | None = None) -> dict[str, Any]:
+        """Defaults overridden by ``params``, each validated against ``spec`` (default: ``params``
+        of the class); unknown names raise ``TypeError``."""
+        spec = cls.params if spec is None else spec
+        unknown = sorted(set(params) - set(spec))
         if unknown:
-            allowed = ", ".join(f"{k} ({p.range_text()})" for k, p in cls.params.items()) or "none"
+            allowed = ", ".join(f"{k} ({p.range_text()})" for k, p in spec.items()) or "none"
             raise TypeError(
                 f"{cls.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
                 f"allowed parameters: {allowed}"
             )
-        out = {}
-        for key, spec in cls.params.items():
-            out[key] = spec.validate(cls.name, key, params.get(key, spec.default))
-        return out
+        return {key: p.validate(cls.name, key, params.get(key, p.default)) for key, p in spec.items()}
 
     # -- the contract -----------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return model_device(self.model)
 
-    def fit(self, loader: Iterable) -> "Detector":
-        """Fit on in-distribution training data (``(x, y)`` batches); a no-op where nothing is fitted."""
+    def fit(self, train: Any, *, val: Any = None, outliers: Any = None) -> "Detector":
+        """Fit on in-distribution training data (a Dataset or a loader of ``(x, y)`` batches); a
+        no-op where nothing is fitted. ``val`` (ID validation) and ``outliers`` (auxiliary outlier
+        images) are used only by detectors that train networks of their own."""
         if self.requires_fit:
-            self._fit(loader)
+            self._fit(as_loader(train))
         self.fitted = True
         return self
 
-    def score(self, x: Tensor) -> Tensor:
+    def score(self, x: Tensor, keys: Sequence[Key] | None = None) -> Tensor:
         """OOD scores ``[N]`` for images ``x`` ``[N, C, H, W]`` in [0, 1]; higher = more OOD.
 
+        ``keys``: one identity per sample (the pipeline passes ``(set, index)``); the random draws
+        of a ``random`` detector depend on them only. Default: a digest of each image's pixels.
         Returned on the CPU as float32.
         """
-        self._check_fitted()
-        x = x.to(self.device)
-        with eval_mode(self.model):
-            if self.needs_grad:
-                s = self._score(x)
-            else:
-                with torch.no_grad():
-                    s = self._score(x)
-        return s.detach().to("cpu", torch.float32)
+        return self._run(self._score, x, keys)
 
     __call__ = score
+
+    def _run(self, fn: Callable[..., Tensor], x: Tensor, keys: Sequence[Key] | None) -> Tensor:
+        self._check_fitted()
+        if keys is not None and len(keys) != len(x):
+            raise ValueError(f"{self.name}: got {len(keys)} keys for {len(x)} images")
+        args: tuple = ()
+        if self.random:
+            args = (list(keys) if keys is not None else content_keys(x),)
+        x = x.to(self.device)
+        with eval_mode(self.model), torch.set_grad_enabled(self.needs_grad):
+            s = fn(x, *args)
+        return s.detach().to("cpu", torch.float32)
 
     def _fit(self, loader: Iterable) -> None:  # pragma: no cover - overridden where needed
         raise NotImplementedError
 
     @abc.abstractmethod
-    def _score(self, x: Tensor) -> Tensor:
-        """Scores for ``x`` already on the model's device, model in eval mode."""
+    def _score(self, x: Tensor, *keys: Any) -> Tensor:
+        """Scores for ``x`` already on the model's device, model in eval mode (``random``
+        detectors also receive the list of keys)."""
 
     def _check_fitted(self) -> None:
         if self.requires_fit and not self.fitted:
             raise NotFittedError(
-                f"{self.name}: detector is not fitted; call fit(id_train_loader) before score()"
+                f"{self.name}: detector is not fitted; call fit(id_train_data) before score()"
             )
 
     def __repr__(self) -> str:
@@ -255,24 +335,104 @@ class Detector(abc.ABC):
 class DenseDetector(Detector):
     """A detector that scores every pixel: ``score_map(x) -> Tensor[N, H, W]`` (higher = more OOD).
 
-    The image score defaults to the mean of the map. Dense baselines come in a later issue.
+    The image score defaults to the mean of the map. The map may be a function of the segmenter's
+    logits (the dense baselines) or come from a network the detector owns.
     """
 
-    def score_map(self, x: Tensor) -> Tensor:
+    def score_map(self, x: Tensor, keys: Sequence[Key] | None = None) -> Tensor:
         """Per-pixel OOD scores ``[N, H, W]`` on the CPU as float32."""
-        self._check_fitted()
-        x = x.to(self.device)
-        with eval_mode(self.model):
-            if self.needs_grad:
-                s = self._score_map(x)
-            else:
-                with torch.no_grad():
-                    s = self._score_map(x)
-        return s.detach().to("cpu", torch.float32)
+        return self._run(self._score_map, x, keys)
 
     @abc.abstractmethod
-    def _score_map(self, x: Tensor) -> Tensor:
+    def _score_map(self, x: Tensor, *keys: Any) -> Tensor:
         """Per-pixel scores ``[N, H, W]`` for ``x`` on the model's device, model in eval mode."""
 
-    def _score(self, x: Tensor) -> Tensor:
-        return self._score_map(x).flatten(1).mean(dim=1)
+    def _score(self, x: Tensor, *keys: Any) -> Tensor:
+        return self._score_map(x, *keys).flatten(1).mean(dim=1)
+
+
+class TrainedDetector(Detector):
+    """A detector that trains networks of its own next to the frozen classifier (or segmenter).
+
+    ``fit(train, *, val=None, outliers=None)`` trains them with :func:`ood.train.fit` (the one
+    training loop); ``save(path)`` writes every network, its config, the detector's parameters and
+    fitted state to one checkpoint; :func:`ood.detectors.load` rebuilds it (``weights_only=True``).
+
+    Subclasses declare ``train_params`` (training hyper-parameters, validated like ``params``),
+    implement :meth:`_fit` (filling :attr:`networks` and :attr:`state`) and :meth:`_build_networks`
+    (rebuilding the networks from their configs on load).
+    """
+
+    requires_fit: ClassVar[bool] = True
+    train_params: ClassVar[dict[str, Param]] = {}
+    needs_outliers: ClassVar[bool] = False  # True where training needs an auxiliary outlier set
+
+    def __init__(self, model: nn.Module, *, train: Mapping[str, Any] | None = None, **params: Any):
+        super().__init__(model, **params)
+        self.train_hparams: dict[str, Any] = self.validate_params(dict(train or {}), self.train_params)
+        self.seed = int(self.train_hparams.get("seed", 0))
+        self.networks: dict[str, nn.Module] = {}
+        self.configs: dict[str, dict[str, Any]] = {}
+        self.state: dict[str, Tensor] = {}  # fitted tensors that are not network weights
+        self.history: list[dict[str, float]] = []
+
+    def fit(self, train: Any, *, val: Any = None, outliers: Any = None, checkpoint: Any = None,
+            progress: bool = True) -> "TrainedDetector":
+        """Train the detector's networks on ID ``train`` (a Dataset); ``val``: ID validation;
+        ``outliers``: auxiliary outliers (required where ``needs_outliers``); ``checkpoint``: file
+        from which an interrupted training resumes."""
+        if self.needs_outliers and outliers is None:
+            raise ValueError(f"{self.name}: training needs an auxiliary outlier set (outliers=...)")
+        self.model.eval()
+        for p in self.model.parameters():  # the classifier stays frozen
+            p.requires_grad_(False)
+        self._fit(train, val=val, outliers=outliers, checkpoint=checkpoint, progress=progress)
+        for net in self.networks.values():
+            net.eval()
+        self.fitted = True
+        return self
+
+    @abc.abstractmethod
+    def _fit(self, train: Any, *, val: Any, outliers: Any, checkpoint: Any, progress: bool) -> None:  # type: ignore[override]
+        """Build and train ``self.networks`` (with ``self.configs``) and fill ``self.state``."""
+
+    @abc.abstractmethod
+    def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:
+        """Networks rebuilt from ``configs`` (their weights are loaded afterwards)."""
+
+    def save(self, path: Any) -> None:
+        """One checkpoint with every network, its config, the parameters and the fitted state."""
+        from ..models import atomic_torch_save
+
+        self._check_fitted()
+        atomic_torch_save({
+            "detector": self.name,
+            "params": self.hparams,
+            "train": self.train_hparams,
+            "configs": self.configs,
+            "networks": {k: {n: t.detach().cpu() for n, t in net.state_dict().items()}
+                         for k, net in self.networks.items()},
+            "state": {k: v.detach().cpu() for k, v in self.state.items()},
+            "history": self.history,
+        }, path)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any], model: nn.Module, **params: Any) -> "TrainedDetector":
+        """Rebuild from a loaded checkpoint; ``params`` override the saved scoring parameters."""
+        det = cls(model, train=ckpt["train"], **{**ckpt["params"], **params})
+        det.configs = {k: dict(v) for k, v in ckpt["configs"].items()}
+        det.networks = det._build_networks(det.configs)
+        device = model_device(model)
+        for k, net in det.networks.items():
+            net.load_state_dict(ckpt["networks"][k])
+            net.to(device).eval()
+        det.state = {k: v.to(device) for k, v in ckpt["state"].items()}
+        det.history = [dict(h) for h in ckpt.get("history", [])]
+        det.fitted = True
+        return det
+
+    def to(self, device: Any) -> "TrainedDetector":
+        for net in self.networks.values():
+            net.to(device)
+        self.state = {k: v.to(device) for k, v in self.state.items()}
+        return self

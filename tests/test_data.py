@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from ood.data import Benchmark, fetch, load_benchmark, registry
-from ood.data.fakes import class_templates, fake_fashion_mnist_arrays, idx_bytes, write_fake_fashion_mnist
 from ood.data.fmnist6 import NEAR_OOD, load_fmnist6, read_idx
+
+from fakes import class_templates, fake_fashion_mnist_arrays, idx_bytes, write_fake_fashion_mnist
 
 N_TRAIN, N_TEST, FAR = 600, 300, 40
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")

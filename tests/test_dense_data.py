@@ -3,7 +3,7 @@
 Everything runs offline: the fixtures are served through the *real* registry specs (same file
 names and mirrors) with ``OOD_MIRRORS`` pointing at a local folder and the fixtures' checksums
 patched in. Expected masks are written out by hand from the fixture recipe
-(:mod:`ood.data.fakes_dense`): box of frame ``i`` = rows 12-19, columns 8+8i .. 23+8i.
+(:mod:`fakes_dense`, tests/fakes_dense.py): box of frame ``i`` = rows 12-19, columns 8+8i .. 23+8i.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ import pytest
 import torch
 
 from ood.data import dense, registry
-from ood.data import fakes_dense as fd
 from ood.data.__main__ import main as cli_main
 from ood.data.fetch import FetchError, RemoteFile, UnpinnedChecksumWarning, fetch, tofu_lock_path
+
+import fakes_dense as fd
 
 fetch_mod = importlib.import_module("ood.data.fetch")
 

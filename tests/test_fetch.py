@@ -14,7 +14,8 @@ import pytest
 
 from ood.data import FetchError, RemoteFile, fetch, registry
 from ood.data.__main__ import main as cli_main
-from ood.data.fakes import write_fake_fashion_mnist
+
+from fakes import write_fake_fashion_mnist
 
 # `ood.data.fetch` the attribute is the function; the module is reached through sys.modules.
 fetch_mod = importlib.import_module("ood.data.fetch")

@@ -196,7 +196,7 @@ def test_bootstrap_chunking_is_invisible(monkeypatch):
     rng = np.random.default_rng(12)
     id_scores, ood_scores = rng.normal(size=300), rng.normal(1, size=80)
     whole = M.bootstrap_samples(id_scores, {"x": ood_scores}, n_boot=30, seed=1)["x"]
-    monkeypatch.setattr(M, "_MAX_CELLS", 1000)  # forces chunks of 2 replicates
+    monkeypatch.setattr("ood.metrics.bootstrap._MAX_CELLS", 1000)  # forces chunks of 2 replicates
     chunked = M.bootstrap_samples(id_scores, {"x": ood_scores}, n_boot=30, seed=1)["x"]
     for k in M.METRICS:
         np.testing.assert_array_equal(whole[k], chunked[k])

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ood.data.fakes import write_fake_fashion_mnist
+from fakes import write_fake_fashion_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

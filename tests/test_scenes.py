@@ -1,6 +1,6 @@
 """The ``scenes`` dense benchmark on fake Fashion-MNIST files (never the real data: fast, offline).
 
-Two kinds of fake data: the generic fakes of :mod:`ood.data.fakes`, and *marker* data where every
+Two kinds of fake data: the generic fakes of :mod:`fakes` (tests/fakes.py), and *marker* data where every
 image is a flat 10x10 square with a one-pixel translucent rim, and its intensity tells where it
 came from (each ID training image its own value, ID test images 240, held-out classes 246..252),
 so that provenance, visibility and masks can be checked pixel by pixel.
@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from ood.data import DenseBenchmark, load_benchmark, registry
-from ood.data.fakes import idx_bytes, write_fake_fashion_mnist
 from ood.data.fmnist6 import IDX_FILES
 from ood.data.scenes import (
     ALPHA_RAMP,
@@ -32,6 +31,8 @@ from ood.data.scenes import (
     object_alpha,
     paste,
 )
+
+from fakes import idx_bytes, write_fake_fashion_mnist
 
 SMALL = dict(n_train=24, n_val=8, n_test=16)
 VOID = 255

@@ -33,7 +33,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from . import registry
+from ood.data import registry
 
 __all__ = [
     "H",

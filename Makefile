@@ -5,12 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package, transitive ones included, pinned with its hashes; `make lock` regenerates it.
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+LOCK_COMPILE := uv pip compile pyproject.toml --extra test --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --generate-hashes --no-header -o $(LOCK)
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: study test lab data setup clean-venv
+.PHONY: study test lab data setup lock clean-venv
 
 study: data
 	dvc repro
@@ -24,12 +29,23 @@ lab: $(STAMP)
 
 setup: $(STAMP)
 
-# Re-installs when pyproject.toml changes. The pins keep pip off the local torch 2.13.0+cpu wheel.
-$(STAMP): pyproject.toml
+# Re-installs when pyproject.toml or the lock changes: every package from the lock, hash-checked
+# (its pins keep pip off the local torch 2.13.0+cpu wheel), then the project itself.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Re-resolves the lock after pyproject.toml's dependencies change (needs the registry): keeps the
+# locked versions that still fit; LOCK_ARGS=--upgrade moves all to the newest, LOCK_ARGS='-P fsspec'
+# one package. Then writes the header tests/test_lock.py checks (`make test` fails on a stale lock).
+lock:
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/$(LOCK_COMPILE) $(LOCK_ARGS) >/dev/null
+	$(BIN)/python tests/test_lock.py --write-header '$(LOCK_COMPILE)  (uv $(UV_VERSION))'
 
 # Raw data, checksum-verified. Fashion-MNIST comes from Debian's dataset-fashion-mnist package when
 # apt can install it (offline mirror), else from the official download.

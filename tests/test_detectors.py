@@ -3,7 +3,7 @@
 1. hand-computed references for the logit scores and the sign convention (higher = more OOD);
 2. an independent reference: pytorch-ood 0.4.0's detectors on the same model and data must give
    the same AUROC (to 1e-3) and, where the definitions match, the same (or monotonically equivalent)
-   scores;
+   scores (these tests take the ``pod`` fixture and skip without pytorch-ood; the others always run);
 3. the registry and the fit-before-score contract.
 
 The model is a tiny classifier that satisfies the project's classifier contract, trained for a few
@@ -181,14 +181,18 @@ def test_higher_is_more_ood_on_the_task(task):
 # ---------------------------------------------------------------------------------------------------
 # 2. independent reference: pytorch-ood 0.4.0 on the same model and data
 
-pod = pytest.importorskip("pytorch_ood.detector")
+
+@pytest.fixture(scope="module")
+def pod():
+    """``pytorch_ood.detector``; only the tests that take this fixture skip without pytorch-ood."""
+    return pytest.importorskip("pytorch_ood.detector")
 
 
 def theirs(task, det) -> torch.Tensor:
     return torch.as_tensor(det.predict(task["x"])).detach().cpu()
 
 
-def test_vs_pytorch_ood_msp_maxlogit_energy(task):
+def test_vs_pytorch_ood_msp_maxlogit_energy(pod, task):
     m = task["model"]
     for name, ref in [("msp", pod.MaxSoftmax(m)), ("maxlogit", pod.MaxLogit(m)), ("energy", pod.EnergyBased(m))]:
         a, b = ours(task, name), theirs(task, ref)
@@ -196,7 +200,7 @@ def test_vs_pytorch_ood_msp_maxlogit_energy(task):
         assert abs(auroc(task, a) - auroc(task, b)) < 1e-3, name
 
 
-def test_vs_pytorch_ood_odin(task):
+def test_vs_pytorch_ood_odin(pod, task):
     # Same definition: CE of the predicted class at temperature T, signed-gradient step of eps in the
     # model's input space (our models take raw [0, 1] images, so pytorch-ood needs no norm_std).
     # pytorch-ood uses torch.sign (0 where the gradient is 0), we use the ODIN/OpenOOD convention
@@ -213,7 +217,7 @@ def test_vs_pytorch_ood_odin(task):
     torch.testing.assert_close(c, theirs(task, pod.MaxSoftmax(m, t=10.0)).float(), rtol=1e-5, atol=1e-7)
 
 
-def test_vs_pytorch_ood_mahalanobis(task):
+def test_vs_pytorch_ood_mahalanobis(pod, task):
     # pytorch-ood: half the squared distance under a covariance that is the *sum* (not the mean) of
     # the centred outer products, plus a 1e-6 ridge, inverted exactly. Ours: squared distance under
     # the mean covariance (pseudo-inverse). With full-rank features (asserted by the fixture) the two
@@ -227,7 +231,7 @@ def test_vs_pytorch_ood_mahalanobis(task):
     assert abs(auroc(task, a) - auroc(task, b)) < 1e-3
 
 
-def test_vs_pytorch_ood_mahalanobis_preprocessing(task):
+def test_vs_pytorch_ood_mahalanobis_preprocessing(pod, task):
     # Lee et al.'s input preprocessing: signed-gradient step decreasing the distance to the closest
     # class mean (the overall scale of the distance does not change its gradient's sign).
     m = task["model"]
@@ -241,7 +245,7 @@ def test_vs_pytorch_ood_mahalanobis_preprocessing(task):
     assert not torch.allclose(a, ours(task, "mahalanobis")), "eps > 0 must change the scores"
 
 
-def test_vs_pytorch_ood_knn(task):
+def test_vs_pytorch_ood_knn(pod, task):
     # pytorch-ood's KNN uses scikit-learn's exact NearestNeighbors (no faiss needed); both normalise
     # features to unit length and score the distance to the k-th neighbour.
     m = task["model"]
@@ -270,7 +274,7 @@ def _vim_numpy(task, dim: int) -> np.ndarray:
     return alpha * np.linalg.norm((z - u) @ residual, axis=1) - energy
 
 
-def test_vs_pytorch_ood_vim(task):
+def test_vs_pytorch_ood_vim(pod, task):
     # Same definition (origin -pinv(W) b, covariance centred at it and divided by N, residual of the
     # `dim` leading eigenvectors, alpha = mean max-logit / mean residual norm). pytorch-ood computes
     # the eigendecomposition in float32; with this covariance's eigenvalue spread (4e2 down to 6e-4)
@@ -286,7 +290,7 @@ def test_vs_pytorch_ood_vim(task):
         assert abs(auroc(task, a) - auroc(task, b)) < 1e-3
 
 
-def test_vs_pytorch_ood_react(task):
+def test_vs_pytorch_ood_react(pod, task):
     # pytorch-ood's percentile is a fraction; ours is in percent, as the paper and OpenOOD.
     m = task["model"]
     for p in (90.0, 70.0):
@@ -434,7 +438,7 @@ def test_dense_detector_default_score_is_mean_of_map(task):
 
 def test_registry_names_and_defaults():
     assert set(NAMES) == {"msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "react"}
-    assert D.available() == list(NAMES)
+    assert D.available() == [*NAMES, *D.TRAINED]
     assert set(DEFAULTS) == set(NAMES)
     for name in NAMES:
         specs = D.REGISTRY[name].params

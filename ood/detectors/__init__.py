@@ -7,8 +7,15 @@
     det = build("knn", model=classifier, k=50).fit(train_loader)
     scores = det.score(images)
 
-Names: ``msp``, ``maxlogit``, ``energy``, ``odin``, ``mahalanobis``, ``knn``, ``vim``, ``react``.
-Default hyper-parameters and their sources: :data:`DEFAULTS`.
+Post-hoc names (:data:`POSTHOC`): ``msp``, ``maxlogit``, ``energy``, ``odin``, ``mahalanobis``,
+``knn``, ``vim``, ``react``; their defaults and sources: :data:`DEFAULTS`. Detectors that train
+networks of their own (:data:`TRAINED`): ``heatmap``. They take their training parameters as
+``build(name, model=..., train={...})``, train with ``fit(train, val=..., outliers=...)``, write
+one checkpoint with ``save(path)`` and come back with :func:`load`::
+
+    clf = ood.models.load("models/fmnist6/classifier.pt")
+    det = ood.detectors.load("models/fmnist6/heatmap.pt", model=clf)
+    scores = det.score(images)          # images: [N, 1, 28, 28] in [0, 1]
 """
 
 from __future__ import annotations
@@ -17,24 +24,34 @@ from typing import Any
 
 from torch import nn
 
-from .base import DenseDetector, Detector, NotFittedError, Param, eval_mode, extract_features
+import os
+
+import torch
+
+from .base import (DenseDetector, Detector, NotFittedError, Param, TrainedDetector, eval_mode, extract_features,
+                   model_device)
 from .dense import DENSE_REGISTRY
+from .heatmap import HeatmapOOD
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
 
-#: registry name -> detector class
-REGISTRY: dict[str, type[Detector]] = {
+#: post-hoc baselines: registry name -> detector class
+POSTHOC: dict[str, type[Detector]] = {
     cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)
 }
+#: detectors that train networks of their own
+TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD,)}
+#: every image detector :func:`build` accepts
+REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
 
-#: every name :func:`build` accepts, in a stable order
-NAMES: tuple[str, ...] = tuple(REGISTRY)
+#: names of the post-hoc baselines, in a stable order
+NAMES: tuple[str, ...] = tuple(POSTHOC)
 #: names of the per-pixel detectors, ``build(name, model=segmenter, dense=True)``
 DENSE_NAMES: tuple[str, ...] = tuple(DENSE_REGISTRY)
 
 
 def available() -> list[str]:
-    """Names :func:`build` accepts."""
-    return list(NAMES)
+    """Names :func:`build` accepts (post-hoc first, then trained detectors)."""
+    return list(REGISTRY)
 
 
 def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **params: Any) -> Detector:
@@ -56,6 +73,17 @@ def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **p
     return registry[name](model, **params)
 
 
+def load(path: str | os.PathLike, model: nn.Module, **params: Any) -> TrainedDetector:
+    """Rebuild a trained detector written by ``save(path)`` on ``model`` (the classifier it was
+    trained on), on the model's device, ready to score; ``params`` override scoring parameters."""
+    ckpt = torch.load(path, map_location=model_device(model), weights_only=True)
+    name = ckpt.get("detector") if isinstance(ckpt, dict) else None
+    if name not in TRAINED:
+        raise ValueError(f"{path} is not a trained-detector checkpoint (detector {name!r}); "
+                         f"known: {', '.join(TRAINED)}")
+    return TRAINED[name].from_checkpoint(ckpt, model, **params)
+
+
 __all__ = [
     "DEFAULTS",
     "DENSE_NAMES",
@@ -64,6 +92,11 @@ __all__ = [
     "REGISTRY",
     "DenseDetector",
     "Detector",
+    "HeatmapOOD",
+    "POSTHOC",
+    "TRAINED",
+    "TrainedDetector",
+    "load",
     "Energy",
     "KNN",
     "MSP",

@@ -367,10 +367,10 @@ class TrainedDetector(Detector):
     train_params: ClassVar[dict[str, Param]] = {}
     needs_outliers: ClassVar[bool] = False  # True where training needs an auxiliary outlier set
 
-    def __init__(self, model: nn.Module, *, train: Mapping[str, Any] | None = None, **params: Any):
+    def __init__(self, model: nn.Module, *, train: Mapping[str, Any] | None = None, seed: int = 0, **params: Any):
         super().__init__(model, **params)
         self.train_hparams: dict[str, Any] = self.validate_params(dict(train or {}), self.train_params)
-        self.seed = int(self.train_hparams.get("seed", 0))
+        self.seed = int(seed)  # params.yaml's seed: training draws and per-sample scoring draws
         self.networks: dict[str, nn.Module] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Tensor] = {}  # fitted tensors that are not network weights
@@ -383,9 +383,7 @@ class TrainedDetector(Detector):
         from which an interrupted training resumes."""
         if self.needs_outliers and outliers is None:
             raise ValueError(f"{self.name}: training needs an auxiliary outlier set (outliers=...)")
-        self.model.eval()
-        for p in self.model.parameters():  # the classifier stays frozen
-            p.requires_grad_(False)
+        self.model.eval()  # the classifier stays frozen: only the detector's own networks train
         self._fit(train, val=val, outliers=outliers, checkpoint=checkpoint, progress=progress)
         for net in self.networks.values():
             net.eval()
@@ -407,6 +405,7 @@ class TrainedDetector(Detector):
         self._check_fitted()
         atomic_torch_save({
             "detector": self.name,
+            "seed": self.seed,
             "params": self.hparams,
             "train": self.train_hparams,
             "configs": self.configs,
@@ -419,7 +418,7 @@ class TrainedDetector(Detector):
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], model: nn.Module, **params: Any) -> "TrainedDetector":
         """Rebuild from a loaded checkpoint; ``params`` override the saved scoring parameters."""
-        det = cls(model, train=ckpt["train"], **{**ckpt["params"], **params})
+        det = cls(model, train=ckpt["train"], seed=ckpt["seed"], **{**ckpt["params"], **params})
         det.configs = {k: dict(v) for k, v in ckpt["configs"].items()}
         det.networks = det._build_networks(det.configs)
         device = model_device(model)

@@ -1,0 +1,186 @@
+"""Heatmap OOD (Hornauer & Belagiannis, "Heatmap-based Out-of-Distribution Detection", WACV 2023,
+arXiv 2211.08115; official code jhornauer/heatmap_ood).
+
+A decoder maps the frozen classifier's penultimate features ``z`` (min-max normalised with one
+global scalar min and max over every entry of the ID training features) concatenated with a one-hot
+of the predicted class to an image-sized heatmap ``h(x)`` in [-1, 1]. Training targets, in the
+official [-1, 1] pixel range (``x' = 2x - 1``): an ID image's target is the image itself, so
+``h`` should vanish; an auxiliary outlier's target is its *prototype*, the ID training image of
+the same predicted class nearest to it in raw (unnormalised) feature space (Euclidean), so ``h``
+regresses ``prototype − x``. Loss per image ``Σ_pixels (1 + 5|t|)(x' + h(x) − t)²`` (the weight
+depends on the pixel range: it is the official one because the range is). Optimiser Adam, lr 2e-4,
+betas (0.5, 0.999), batch 200. Score: the mean over pixels of the max over channels of ``|h|``;
+the map itself (``score_map``) localises what makes an image OOD.
+
+The classifier never changes and the decoder is its only consumer, so features, predictions and
+targets are computed once before training: the decoder's training steps are then the whole cost.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset, TensorDataset
+
+from ..models.decoders import HeatmapDecoder
+from ..train import Task, fit, predict
+from .base import DenseDetector, Param, TrainedDetector
+
+__all__ = ["HeatmapOOD", "TRAINING", "nearest_prototypes"]
+
+
+def _device_name(v: Any) -> str | None:
+    ok = v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
+    return None if ok else "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+
+
+#: Keys every trained detector's ``train`` section shares.
+TRAINING: dict[str, Param] = {
+    "device": Param("auto", str, check=_device_name, doc="auto = cuda, else mps, else cpu"),
+    "amp": Param(True, bool, doc="mixed precision, only on CUDA"),
+}
+
+
+def nearest_prototypes(z_query: Tensor, y_query: Tensor, z_ref: Tensor, y_ref: Tensor, chunk: int = 2048) -> Tensor:
+    """Index into ``z_ref`` of the nearest reference (Euclidean) with the same label, per query.
+
+    Raises ``ValueError`` if a query's label has no reference (a class the classifier never
+    predicts on ID training data)."""
+    out = torch.empty(len(z_query), dtype=torch.long)
+    for c in y_query.unique().tolist():
+        ref = torch.nonzero(y_ref == c).flatten()
+        if len(ref) == 0:
+            raise ValueError(f"heatmap: no ID training image is predicted as class {c}, so an outlier "
+                             "predicted as it has no prototype")
+        queries = torch.nonzero(y_query == c).flatten()
+        for i in range(0, len(queries), chunk):
+            q = queries[i:i + chunk]
+            out[q] = ref[torch.cdist(z_query[q], z_ref[ref]).argmin(dim=1)]
+    return out
+
+
+class _DecoderTask(Task):
+    """Trains the decoder on precomputed (condition, image, target) triples."""
+
+    def __init__(self, decoder: HeatmapDecoder, lr: float, betas: tuple[float, float]):
+        self.networks = {"decoder": decoder}
+        self.lr, self.betas = lr, betas
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"decoder": torch.optim.Adam(self.networks["decoder"].parameters(), lr=self.lr, betas=self.betas)}
+
+    def loss(self, batch: tuple[Tensor, ...]) -> Tensor:
+        z, y, x, t = batch
+        h = self.networks["decoder"](z, y)
+        return heatmap_loss(h, x, t)
+
+    def training_step(self, batch: Any, step: Any) -> dict[str, float]:
+        with step.autocast():
+            loss = self.loss(batch)
+        step.update(loss, "decoder")
+        return {"loss": loss.item()}
+
+    def validation_step(self, batch: Any) -> dict[str, float]:
+        return {"loss": self.loss(batch).item()}
+
+
+def heatmap_loss(h: Tensor, x: Tensor, t: Tensor) -> Tensor:
+    """Official weighted squared error, summed over pixels, averaged over images (pixels in [-1, 1])."""
+    return ((1 + 5 * t.abs()) * (x + h - t) ** 2).flatten(1).sum(dim=1).mean()
+
+
+class HeatmapOOD(TrainedDetector, DenseDetector):
+    """Heatmap OOD on a frozen classifier: ``fit(train, val=..., outliers=...)``, ``score``,
+    ``score_map`` (``|h|`` max over channels, ``[N, H, W]``) and ``heatmap`` (signed ``h``)."""
+
+    name: ClassVar[str] = "heatmap"
+    needs_outliers: ClassVar[bool] = True
+    params: ClassVar[dict[str, Param]] = {
+        # Official evaluation: mean over pixels of the max over channels of |h|; "max" is an ablation.
+        "reduce": Param("mean", str, choices=("mean", "max")),
+    }
+    train_params: ClassVar[dict[str, Param]] = {
+        "epochs": Param(150, int, 1, 10_000),            # official: 150
+        "batch_size": Param(200, int, 1, 65_536),         # official: 200
+        "lr": Param(2e-4, float, 0.0, 1.0, low_open=True),  # official: Adam 2e-4
+        "beta1": Param(0.5, float, 0.0, 1.0, high_open=True),  # official: betas (0.5, 0.999)
+        "beta2": Param(0.999, float, 0.0, 1.0, high_open=True),
+        "width": Param(512, int, 8, 4096),               # official CIFAR-10: 512 -> 256 -> 128 -> 64
+        "code": Param(100, int, 1, 4096),                # official CIFAR-10: fc to 100
+        "outliers": Param(10_000, int, 1, 10_000_000),   # official: 10k TinyImages outliers
+        **TRAINING,
+    }
+
+    # -- features ---------------------------------------------------------------------------------
+    def _features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.model.features(x)
+        return z, self.model.fc(z).argmax(dim=1)
+
+    def _condition(self, z: Tensor) -> Tensor:
+        lo, hi = self.state["z_min"], self.state["z_max"]
+        return (z - lo) / (hi - lo)
+
+    def heatmap(self, x: Tensor) -> Tensor:
+        """The signed heatmap ``h(x)`` ``[N, C, H, W]`` in [-1, 1] (so ``x' + h`` is the decoder's
+        reconstruction towards the prototype, ``x' = 2x − 1``); on the CPU as float32."""
+        return self._run(self._heatmap, x, None)
+
+    def _heatmap(self, x: Tensor) -> Tensor:
+        z, y = self._features(x)
+        return self.networks["decoder"](self._condition(z), y)
+
+    def _score_map(self, x: Tensor) -> Tensor:
+        return self._heatmap(x).abs().amax(dim=1)
+
+    def _score(self, x: Tensor) -> Tensor:
+        m = self._score_map(x).flatten(1)
+        return m.mean(dim=1) if self.reduce == "mean" else m.amax(dim=1)
+
+    # -- training ---------------------------------------------------------------------------------
+    def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:
+        return {"decoder": HeatmapDecoder(**configs["decoder"])}
+
+    def _fit(self, train: Dataset, *, val: Dataset | None, outliers: Dataset, checkpoint: Any,
+             progress: bool) -> None:
+        T = self.train_hparams
+        batch = 512
+        z_id, _ = predict(self.model, train, batch, fn=self.model.features)
+        y_id = self.model.fc(z_id.to(self.device)).argmax(1).cpu()
+        z_out, _ = predict(self.model, outliers, batch, fn=self.model.features)
+        y_out = self.model.fc(z_out.to(self.device)).argmax(1).cpu()
+        # One global scalar min and max over every feature entry of ID train (official get_norm_values).
+        self.state = {"z_min": z_id.min().reshape(()), "z_max": z_id.max().reshape(())}
+        x_id = _images(train)
+        x_out = _images(outliers)
+        proto = nearest_prototypes(z_out, y_out, z_id, y_id)
+        self.state["prototypes"] = proto  # index into ID train, per outlier (for the notebook)
+        to_pm1 = lambda v: v * 2 - 1  # noqa: E731 - official pixel range [-1, 1]
+        cond = lambda z: self._condition(z.to(self.device)).cpu()  # noqa: E731
+        data = TensorDataset(torch.cat([cond(z_id), cond(z_out)]), torch.cat([y_id, y_out]),
+                             to_pm1(torch.cat([x_id, x_out])), to_pm1(torch.cat([x_id, x_id[proto]])))
+        val_data = None
+        if val is not None:  # ID validation: the loss towards a zero heatmap (a held-out sanity check)
+            z_val, _ = predict(self.model, val, batch, fn=self.model.features)
+            x_val = to_pm1(_images(val))
+            val_data = TensorDataset(cond(z_val), self.model.fc(z_val.to(self.device)).argmax(1).cpu(), x_val, x_val)
+        c, size = x_id.shape[1], x_id.shape[-1]
+        self.configs = {"decoder": {"feature_dim": z_id.shape[1], "num_classes": self.model.fc.out_features,
+                                    "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]}}
+        torch.manual_seed(self.seed)
+        self.networks = self._build_networks(self.configs)
+        task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]))
+        self.history = fit(task, data, val_data, epochs=T["epochs"], batch_size=T["batch_size"], seed=self.seed,
+                           device=T["device"], amp=T["amp"], checkpoint=checkpoint, progress=progress,
+                           run_id=json.dumps([self.name, self.configs, T, len(data)]), desc="heatmap epoch")
+        self.networks["decoder"].to(self.device).eval()
+        self.state = {k: v.to(self.device) for k, v in self.state.items()}
+
+
+def _images(dataset: Dataset) -> Tensor:
+    """Every image of a dataset as one CPU tensor (TensorDatasets without copying)."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[0].float()
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float()

@@ -1,10 +1,13 @@
-"""Measure the default study: wall time and peak memory of a full run, then of a re-run.
+"""Measure the default study stage by stage against its budgets, then a re-run with nothing changed.
 
-    .venv/bin/python benchmarks/study.py            # forces every stage, then re-runs with nothing changed
-    .venv/bin/python benchmarks/study.py --no-force # time whatever `dvc repro` has to do now
+    .venv/bin/python benchmarks/study.py             # runs every stage (forced), one at a time, then `dvc repro`
+    .venv/bin/python benchmarks/study.py --log study.log
 
-Peak memory is the largest sum of resident memory over the whole process tree (dvc, papermill,
-the notebook kernels), sampled every 0.1 s. Targets (issue #2): full run <= 5 min, <= 4 GB.
+Each stage runs as `dvc repro --force --single-item <stage>` in dvc.yaml's order (which is
+topological), so its wall time includes its kernel start-up; the peak memory is the largest sum of
+resident memory over the whole process tree (dvc, papermill, the notebook kernel), sampled every
+0.1 s. Budgets (DESIGN.md, "Targets", on a 2-core CPU): the whole default study <= 20 min (hard
+limit 30) and <= 6 GB; per group of stages as in BUDGETS; a re-run with nothing changed: seconds.
 """
 
 from __future__ import annotations
@@ -18,8 +21,17 @@ import time
 from pathlib import Path
 
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+#: budget group -> (stages, seconds); DESIGN.md "Targets". Methods not built yet have no stages.
+BUDGETS = {
+    "data + classifier + post-hoc + summarize + report": (
+        ("data", "classifier", "posthoc", "dense_posthoc", "summarize", "report"), 240),
+    "segmenter": (("segmenter",), 210),
+    "Heatmap OOD": (("heatmap_train", "heatmap"), 90),
+}
+TOTAL_BUDGET, HARD_LIMIT, MEMORY_BUDGET = 20 * 60, 30 * 60, 6 * 2**30
 
 
 def tree_rss(proc: psutil.Process) -> int:
@@ -55,20 +67,33 @@ def measure(cmd: list[str], log) -> tuple[float, int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-force", action="store_true", help="do not force every stage to run")
     parser.add_argument("--log", default=os.devnull, help="file that receives the pipeline's output")
     args = parser.parse_args()
-    runs = [("full run" if not args.no_force else "dvc repro", ["dvc", "repro"] + ([] if args.no_force else ["--force"])),
-            ("re-run, nothing changed", ["dvc", "repro"])]
-    print(f"{'':26s} {'wall':>9s} {'peak memory':>12s}   ({os.cpu_count()} CPUs)")
-    for label, cmd in runs:
+    stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    group_of = {s: g for g, (members, _) in BUDGETS.items() for s in members}
+    print(f"{'stage':16s} {'wall':>8s} {'peak memory':>12s}   ({os.cpu_count()} CPUs)")
+    times, peaks = {}, {}
+    for stage in stages:
         with open(args.log, "a") as log:
-            seconds, peak, code = measure(cmd, log)
+            seconds, peak, code = measure(["dvc", "repro", "--force", "--single-item", stage], log)
         if code != 0:
-            print(f"{label}: `{' '.join(cmd)}` failed with exit code {code}", file=sys.stderr)
+            print(f"{stage}: failed with exit code {code} (see --log)", file=sys.stderr)
             return code
-        print(f"{label:26s} {seconds:8.1f}s {peak / 2**30:10.2f} GB")
-    return 0
+        times[stage], peaks[stage] = seconds, peak
+        print(f"{stage:16s} {seconds:7.1f}s {peak / 2**30:10.2f} GB   [{group_of.get(stage, 'no budget')}]", flush=True)
+    print()
+    print(f"{'budget':52s} {'measured':>9s} {'budget':>8s}")
+    for group, (members, budget) in BUDGETS.items():
+        spent = sum(times.get(s, 0.0) for s in members)
+        print(f"{group:52s} {spent:8.1f}s {budget:7d}s  {'ok' if spent <= budget else 'OVER'}")
+    total, peak = sum(times.values()), max(peaks.values())
+    print(f"{'whole study':52s} {total:8.1f}s {TOTAL_BUDGET:7d}s  "
+          f"{'ok' if total <= TOTAL_BUDGET else ('OVER (hard limit ok)' if total <= HARD_LIMIT else 'OVER HARD LIMIT')}")
+    print(f"{'peak memory':52s} {peak / 2**30:7.2f}GB {MEMORY_BUDGET / 2**30:6.1f}GB  {'ok' if peak <= MEMORY_BUDGET else 'OVER'}")
+    with open(args.log, "a") as log:
+        seconds, peak, code = measure(["dvc", "repro"], log)
+    print(f"{'re-run, nothing changed':52s} {seconds:8.1f}s {peak / 2**30:7.2f}GB")
+    return code
 
 
 if __name__ == "__main__":

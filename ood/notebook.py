@@ -11,10 +11,36 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import params as P
 
 TEMPLATES = Path(__file__).parent / "report" / "templates"  # "offline": HTML that needs no network
+
+
+def setup(namespace: dict[str, Any], section: str = "benchmark") -> tuple[dict[str, Any], Path, Path]:
+    """What every stage notebook does first: ``P, ROOT, OUT = setup(globals())``.
+
+    ``P``: the validated parameters (papermill's injected top-level keys, the rest from the
+    project's params.yaml when the notebook runs by hand); ``ROOT``: the project folder; ``OUT``:
+    ``reports/<name of the params section's benchmark>/``, created. Figures render inline.
+    """
+    import torch
+
+    params = P.from_notebook(**{k: namespace.get(k) for k in P.schema()})
+    root = P.project_root()
+    out = root / "reports" / params[section]["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:  # pragma: no cover - notebooks always have IPython
+        pass
+    return params, root, out
 
 
 def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: str | Path | None = None) -> Path:

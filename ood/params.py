@@ -7,6 +7,7 @@ and what it accepts. ``python -m ood.params [FILE]`` checks a file (every dvc st
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -37,8 +38,8 @@ def integer(lo: int | None = None, hi: int | None = None) -> Checker:
 
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Checker:
     def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"must be a number{_range(lo, hi, lo_open)}, got {v!r}"
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return f"must be a finite number{_range(lo, hi, lo_open)}, got {v!r}"
         if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
             return f"must be a number{_range(lo, hi, lo_open)}, got {v}"
         return None
@@ -162,39 +163,64 @@ SCHEMA: dict[str, Any] = {
         "min_gt_size": integer(1, 10**8),
         "gallery": integer(0, 100),
     },
+    "localisation": {  # ID test images with a rectangle pasted from an OOD set (Heatmap OOD's second claim)
+        "n": integer(1, 1_000_000),
+        "side": pair(2, 1024, whole=True),
+    },
     "evaluate": {
         "batch_size": integer(1, 65536),
         "device": device(),
-        "bootstrap": integer(0, 100_000),
+        "bootstrap": integer(10, 100_000),  # fewer resamples give no meaningful interval
         "ci_level": number(0.5, 0.999),
     },
 }
 
 
+def _spec_checker(spec: Any, detector: str, key: str) -> Checker:
+    """A schema checker from a detector's own ``Param`` (one source for params.yaml, build and docs)."""
+    def check(v: Any) -> str | None:
+        try:
+            spec.validate(detector, key, v)
+        except (TypeError, ValueError) as err:
+            return str(err).split(f"parameter {key!r} ", 1)[-1]
+        return None
+    return check
+
+
+def _spec_section(detector: str, specs: dict[str, Any]) -> dict[str, Checker]:
+    return {key: _spec_checker(spec, detector, key) for key, spec in specs.items()}
+
+
 def _detectors_schema(dense: bool = False) -> dict[str, Any]:
-    """A detectors section, derived from the detectors' own hyper-parameter specs (one source)."""
-    from .detectors import DENSE_REGISTRY, REGISTRY
+    """A post-hoc detectors section, derived from the detectors' own hyper-parameter specs."""
+    from .detectors import DENSE_REGISTRY, POSTHOC
 
-    registry = DENSE_REGISTRY if dense else REGISTRY
-
-    def checker(spec: Any, detector: str, key: str) -> Checker:
-        def check(v: Any) -> str | None:
-            try:
-                spec.validate(detector, key, v)
-            except (TypeError, ValueError) as err:
-                return str(err).split(": ", 1)[-1]
-            return None
-        return check
-
+    registry = DENSE_REGISTRY if dense else POSTHOC
     section: dict[str, Any] = {"names": unique_list(choice(*registry))}
     for name, cls in registry.items():
         if cls.params:
-            section[name] = {key: checker(spec, name, key) for key, spec in cls.params.items()}
+            section[name] = _spec_section(name, cls.params)
     return section
 
 
+def _combination(known: tuple[str, ...]) -> Checker:
+    def check(v: Any) -> str | None:
+        parts = v.split("+") if isinstance(v, str) else []
+        if len(parts) != 2 or any(p not in known for p in parts) or parts[0] == parts[1]:
+            return f"must be 'a+b' with two different detectors of {', '.join(known)}; got {v!r}"
+        return None
+    return check
+
+
 def schema() -> dict[str, Any]:
-    return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True)}
+    from .detectors import POSTHOC, TRAINED
+
+    trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, cls.params)}
+               for name, cls in TRAINED.items()}
+    combine = {"names": unique_list(_combination((*POSTHOC, *TRAINED)), min_len=0),
+               "rule": choice("zmean", "zmax")}
+    return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True),
+            **trained, "combine": combine}
 
 
 def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:

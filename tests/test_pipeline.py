@@ -50,6 +50,8 @@ def study(tmp_path_factory) -> Path:
     params["classifier"].update(epochs=1, batch_size=32)
     params["evaluate"].update(bootstrap=20)
     params["detectors"]["knn"]["k"] = 5
+    params["heatmap"]["train"].update(epochs=1, width=16, code=16, outliers=60)
+    params["localisation"]["n"] = 40
     params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
     params["segmenter"].update(epochs=1, batch_size=16)
     params["dense_evaluate"].update(gallery=2)
@@ -63,13 +65,13 @@ def study(tmp_path_factory) -> Path:
     return work
 
 
-def test_metrics_json_has_every_baseline_in_the_documented_shape(study: Path) -> None:
+def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) -> None:
     params = yaml.safe_load((study / "params.yaml").read_text())
     metrics = json.loads((study / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"fmnist6", "scenes"}
+    assert set(metrics) == {"fmnist6", "scenes", "fmnist6_loc"}
     entry = metrics["fmnist6"]
     assert 0.0 <= entry["model"]["accuracy"] <= 1.0
-    assert list(entry["detectors"]) == params["detectors"]["names"]
+    assert list(entry["detectors"]) == [*params["detectors"]["names"], "heatmap", *params["combine"]["names"]]
     sets = {"shirt", "sneaker", "bag", "ankle_boot", "digits", "natural", "noise", "near", "far"}
     for det, per_set in entry["detectors"].items():
         assert set(per_set) == sets, det
@@ -79,31 +81,51 @@ def test_metrics_json_has_every_baseline_in_the_documented_shape(study: Path) ->
     dense = metrics["scenes"]
     assert 0.0 <= dense["model"]["miou"] <= 1.0
     assert list(dense["detectors"]) == params["dense_detectors"]["names"]
-    for det, per_set in dense["detectors"].items():
-        assert set(per_set) == {"near", "far", "all"}, det
+    loc = metrics["fmnist6_loc"]["detectors"]
+    assert set(loc) == {"heatmap", "class_mean_diff"}
+    for per_set in [*dense["detectors"].values(), *loc.values()]:
+        assert set(per_set) == {"near", "far", "all"}
         for s, vals in per_set.items():
-            assert set(vals) == {"ap", "fpr95", "auroc", "siou", "ppv", "mean_f1"}, (det, s)
-            assert all(0.0 <= v <= 1.0 for v in vals.values()), (det, s, vals)
+            assert set(vals) == {"ap", "fpr95", "auroc", "siou", "ppv", "mean_f1"}, s
+            assert all(0.0 <= v <= 1.0 for v in vals.values()), (s, vals)
 
 
 def test_scores_are_tidy_and_reproduce_the_metrics(study: Path) -> None:
     from ood.metrics import auroc
 
-    scores = pd.read_csv(study / "reports" / "scores" / "fmnist6.csv")
+    scores = pd.read_csv(study / "reports" / "scores" / "fmnist6" / "posthoc.csv")
     assert list(scores.columns) == ["benchmark", "detector", "set", "index", "score", "is_ood"]
     metrics = json.loads((study / "reports" / "metrics.json").read_text())["fmnist6"]["detectors"]
     msp = scores[scores.detector == "msp"]
     ids, digits = msp[msp.set == "id"].score, msp[msp.set == "digits"].score
     assert not msp[msp.set == "id"].is_ood.any() and msp[msp.set == "digits"].is_ood.all()
     assert auroc(ids.to_numpy(), digits.to_numpy()) == pytest.approx(metrics["msp"]["digits"]["auroc"], abs=1e-6)
+    assert (scores[scores.set == "val"].is_ood == False).all()  # noqa: E712 - ID validation rows, never in metrics
+
+
+def test_combination_is_fitted_on_id_validation_only(study: Path) -> None:
+    from ood.metrics import auroc
+
+    files = ("posthoc", "heatmap")
+    scores = pd.concat([pd.read_csv(study / "reports" / "scores" / "fmnist6" / f"{f}.csv") for f in files])
+    z = {}
+    for det in ("heatmap", "msp"):
+        rows = scores[scores.detector == det].set_index(["set", "index"])["score"]
+        val = rows.loc["val"]
+        z[det] = (rows - val.mean()) / val.std(ddof=1)
+    combined = (z["heatmap"] + z["msp"]) / 2
+    metric = json.loads((study / "reports" / "metrics.json").read_text())["fmnist6"]["detectors"]["heatmap+msp"]
+    assert auroc(combined.loc["id"].to_numpy(), combined.loc["bag"].to_numpy()) == pytest.approx(metric["bag"]["auroc"], abs=1e-6)
 
 
 def test_dense_pixel_scores_reproduce_the_dense_metrics(study: Path) -> None:
     from sklearn.metrics import average_precision_score
 
     dense = json.loads((study / "reports" / "metrics.json").read_text())["scenes"]["detectors"]
-    with np.load(study / "reports" / "scores" / "scenes.npz") as maps:
-        label, score = maps["near/label"].ravel(), maps["near/entropy"].ravel()
+    from ood.scoremaps import ScoreMaps
+
+    maps = ScoreMaps(study / "reports" / "scores" / "scenes" / "dense_posthoc.npz")
+    label, score = maps.load("near", "label").ravel(), maps.load("near", "entropy").ravel()
     valid = label != 255
     assert set(np.unique(label)) <= {0, 1, 255}
     ap = average_precision_score(label[valid], score[valid])
@@ -114,11 +136,15 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
     html = (study / "reports" / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64" in html  # figures embedded
     assert "OpenOOD v1.5" in html and "fmnist6" in html
-    assert "ood.params.from_notebook" not in html  # code cells are not exported
+    assert "from ood.notebook import setup" not in html  # code cells are not exported
     assert "Pixel AP" in html and "scenes" in html  # the dense section
-    for nb in ("01_data", "02_classifier", "03_evaluate", "04_segmenter", "05_evaluate_dense", "06_report"):
-        assert (study / "reports" / "notebooks" / f"{nb}.ipynb").exists()
+    assert "auxiliary outliers" in html and "heatmap †" in html  # outlier exposure is marked
+    stages = yaml.safe_load((study / "dvc.yaml").read_text())["stages"]
+    for stage, spec in stages.items():
+        if "ood.notebook" in spec["cmd"]:
+            assert (study / "reports" / "notebooks" / f"{stage}.ipynb").exists(), stage
     assert (study / "models" / "fmnist6" / "classifier.pt").exists()
+    assert (study / "models" / "fmnist6" / "heatmap.pt").exists()
     assert (study / "models" / "scenes" / "segmenter.pt").exists()
 
 
@@ -129,12 +155,36 @@ def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:
     assert (study / "reports" / "metrics.json").stat().st_mtime_ns == before
 
 
-def test_ablation_reruns_only_the_stages_it_affects(study: Path) -> None:
-    out = run(["dvc", "exp", "run", "-S", "evaluate.bootstrap=10"], study).stdout
-    assert "Stage 'classifier' didn't change, skipping" in out
-    assert "Stage 'segmenter' didn't change, skipping" in out
-    assert "Running stage 'evaluate'" in out and "Running stage 'report'" in out
-    assert yaml.safe_load((study / "params.yaml").read_text())["evaluate"]["bootstrap"] == 10
+def _ran(out: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: Path) -> None:
+    out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max"], study).stdout
+    assert _ran(out) == {"heatmap", "summarize", "report"}, out[-3000:]
+    assert yaml.safe_load((study / "params.yaml").read_text())["heatmap"]["score"]["reduce"] == "max"
+    out = run(["dvc", "exp", "run", "-S", "detectors.knn.k=3"], study).stdout
+    assert _ran(out) == {"posthoc", "summarize", "report"}, out[-3000:]
+
+
+def test_every_parameter_is_a_dependency_of_some_stage() -> None:
+    """DVC must track every key of params.yaml: a key no stage declares would change results unseen."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    declared = {p for spec in stages.values() for p in spec.get("params", [])}
+
+    def leaves(d: dict, prefix: str = ""):
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                yield from leaves(v, key + ".")
+            else:
+                yield key
+
+    untracked = [k for k in leaves(params) if not any(k == d or k.startswith(d + ".") for d in declared)]
+    assert not untracked, f"params.yaml keys no stage depends on: {untracked}"
 
 
 def test_invalid_parameter_stops_before_any_work(study: Path) -> None:

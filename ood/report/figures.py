@@ -11,6 +11,7 @@ Convention shown on the plots: OOD = positive class, higher score = more OOD.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ __all__ = [
     "ci_plot",
     "label_maps",
     "dense_gallery",
+    "heatmap_grid",
 ]
 
 CONVENTION = "OOD = positive class, higher score = more OOD"
@@ -478,4 +480,25 @@ def dense_gallery(images, labels, maps: Mapping[str, np.ndarray], *, n: int = 6,
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title or f"Anomaly maps ({CONVENTION})", fontsize=10)
+    return fig
+
+
+def heatmap_grid(sets: Mapping[str, tuple[Any, np.ndarray]], *, n: int = 8, cell: float = 1.2,
+                 title: str | None = None) -> Figure:
+    """Per set, a row of images and below it a row of their heatmaps ``|h|`` on **one** colour
+    scale shared by every set, so that "brighter" means the same everywhere."""
+    n = min(n, *(len(m) for _, m in sets.values()))
+    hi = max(float(np.nanpercentile(np.asarray(m[:n], dtype=np.float32), 99.5)) for _, m in sets.values()) or 1e-6
+    fig, axes = _new_fig(2 * len(sets), n, figsize=(cell * n, cell * 2 * len(sets) + 0.5))
+    for r, (name, (images, maps)) in enumerate(sets.items()):
+        for j in range(n):
+            img, img_cmap = _to_image(images[j])
+            axes[2 * r, j].imshow(img, cmap=img_cmap, vmin=0, vmax=1)
+            axes[2 * r + 1, j].imshow(np.asarray(maps[j]), cmap="magma", vmin=0, vmax=hi)
+        axes[2 * r, 0].set_ylabel(name, fontsize=9)
+        axes[2 * r + 1, 0].set_ylabel("|h|", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or f"Heatmaps |h| (one colour scale, 0 to {hi:.2f})", fontsize=10)
     return fig

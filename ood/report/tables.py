@@ -15,16 +15,27 @@ import pandas as pd
 
 from ood.metrics import HIGHER_IS_BETTER
 
-__all__ = ["METRIC_LABELS", "CAPTION", "results_values", "results_frame", "results_table", "results_markdown"]
+__all__ = ["METRIC_LABELS", "CAPTION", "caption", "results_values", "results_frame", "results_table", "results_markdown"]
 
 #: Column header of each metric; the arrow says which direction is better.
-METRIC_LABELS = {"auroc": "AUROC ↑", "fpr95": "FPR95 ↓", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑"}
+METRIC_LABELS = {"auroc": "AUROC ↑", "fpr95": "FPR95 ↓", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑",
+                 "ap": "AP ↑", "siou": "sIoU ↑", "ppv": "PPV ↑", "mean_f1": "mean F1 ↑"}
 
-CAPTION = (
-    "Percent; 95 % bootstrap interval in parentheses; best per column in bold. "
-    "OOD = positive class, higher score = more OOD; FPR95 = fraction of ID samples above the "
-    "threshold that detects 95 % of OOD samples (OpenOOD v1.5); near/far = unweighted means over sets."
-)
+
+def caption(level: float = 0.95, *, dense: bool = False, n_boot: int | None = None) -> str:
+    """Table caption for a confidence ``level`` (e.g. 0.9 -> "90 %"); image or dense conventions."""
+    resamples = f", {n_boot} resamples" if n_boot else ""
+    head = f"Percent; {level * 100:g} % bootstrap interval in parentheses{resamples}; best per column in bold. OOD = positive class, higher score = more OOD; "
+    if dense:
+        return head + ("pixel metrics over every valid pixel (void ignored), FPR95 = fraction of ID pixels above the threshold "
+                       "that detects 95 % of OOD pixels; scenes resampled; all = the pooled pixels of every set; "
+                       "sIoU/PPV/mean F1 as SegmentMeIfYouCan.")
+    return head + ("FPR95 = fraction of ID images above the threshold that detects 95 % of OOD images (OpenOOD v1.5); "
+                   "ID and OOD resampled separately; near/far = unweighted means over sets.")
+
+
+#: Caption of an image table at the 95 % level (use :func:`caption` for another level or dense tables).
+CAPTION = caption(0.95)
 
 
 def _metrics_arg(metric_pairs) -> list[str]:

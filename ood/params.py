@@ -38,7 +38,9 @@ def integer(lo: int | None = None, hi: int | None = None) -> Checker:
 
 def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Checker:
     def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"must be a number{_range(lo, hi, lo_open)}, got {v!r}"
+        if not math.isfinite(v):  # NaN passes every comparison: reject it by name
             return f"must be a finite number{_range(lo, hi, lo_open)}, got {v!r}"
         if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
             return f"must be a number{_range(lo, hi, lo_open)}, got {v}"

@@ -89,3 +89,66 @@ def test_hflip_flips_images_with_their_per_pixel_targets() -> None:
         assert torch.equal(fx[i], x[i].flip(-1) if flipped[i] else x[i])
     labels = torch.arange(8)  # image labels are left alone
     assert torch.equal(ood.train._random_hflip(x, labels)[1], labels)
+
+
+class TwoNetTask(ood.train.Task):
+    """A GAN-shaped task: two networks, two optimizers updated in turn, EMA of one of them."""
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.networks = {"g": torch.nn.Linear(4, 4), "d": torch.nn.Linear(4, 1)}
+
+    def optimizers(self):
+        return {"g": torch.optim.Adam(self.networks["g"].parameters(), lr=1e-2),
+                "d": torch.optim.SGD(self.networks["d"].parameters(), lr=1e-2, momentum=0.9)}
+
+    def training_step(self, batch, step):
+        (x,) = batch
+        noise = torch.randn_like(x)  # global RNG: re-seeded per epoch, so resume stays identical
+        d_loss = (self.networks["d"](self.networks["g"](x + noise).detach()) ** 2).mean()
+        step.update(d_loss, "d")
+        g_loss = ((self.networks["g"](x) - x) ** 2).mean() - self.networks["d"](self.networks["g"](x)).mean() * 0.01
+        step.update(g_loss, "g")
+        return {"d": d_loss.item(), "g": g_loss.item()}
+
+
+def fit_two(checkpoint=None):
+    task = TwoNetTask()
+    data = TensorDataset(torch.randn(64, 4, generator=torch.Generator().manual_seed(3)))
+    history = ood.train.fit(task, data, epochs=3, batch_size=16, seed=2, device="cpu", checkpoint=checkpoint,
+                            progress=False, ema={"g": 0.9})
+    return task, history
+
+
+def test_several_optimizers_and_ema_resume_bit_identically(tmp_path, monkeypatch) -> None:
+    reference, ref_history = fit_two()
+    assert set(ref_history[0]) == {"epoch", "train_d", "train_g"}
+    ema, live = reference.ema["g"], reference.networks["g"]
+    assert not torch.equal(ema.weight, live.weight)  # an average, not a copy
+    real_save = ood.train.atomic_torch_save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        if len(obj["history"]) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ood.train, "atomic_torch_save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        fit_two(tmp_path / "two.ckpt")
+    monkeypatch.setattr(ood.train, "atomic_torch_save", real_save)
+    resumed, history = fit_two(tmp_path / "two.ckpt")
+    assert history == ref_history
+    for name in ("g", "d"):
+        for (k, p), q in zip(reference.networks[name].state_dict().items(), resumed.networks[name].state_dict().values()):
+            assert torch.equal(p, q), (name, k)
+    assert torch.equal(resumed.ema["g"].weight, reference.ema["g"].weight)
+
+
+def test_ema_is_the_exponential_average_by_hand() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema = ood.train.EMA(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(3.0)
+    ema.update(net)
+    assert ema.module.weight.item() == pytest.approx(2.0)  # 0.5 * 1 + 0.5 * 3

@@ -1,10 +1,14 @@
 """The detector contract shared by every OOD detector in :mod:`ood.detectors`.
 
-* ``fit(id_train_loader) -> self``: estimate whatever the detector needs from in-distribution
-  training data (a no-op for detectors with ``requires_fit = False``). The loader yields
-  ``(x, y)`` batches; samples with a negative label (the project's OOD label is -1) are ignored.
-* ``score(x) -> Tensor[N]``: one score per image, **higher = more OOD** (OOD is the positive class
-  everywhere in this project).
+* ``fit(train, *, val=None, outliers=None) -> self``: estimate whatever the detector needs from
+  in-distribution training data, a Dataset or a loader of ``(x, y)`` batches (a no-op for
+  detectors with ``requires_fit = False``); samples with a negative label (the project's OOD
+  label is -1) are ignored. Detectors that train networks of their own (:class:`TrainedDetector`)
+  also take ID validation data and auxiliary outliers, and ``save(path)`` what they trained.
+* ``score(x, keys=None) -> Tensor[N]``: one score per image, **higher = more OOD** (OOD is the
+  positive class everywhere in this project). Dense detectors add ``score_map(x, keys=None)``.
+* Randomness is per sample: a detector that draws random numbers draws them from generators
+  seeded by ``(seed, key)`` (:func:`sample_generators`), so a score never depends on the batch.
 
 Conventions every detector follows:
 

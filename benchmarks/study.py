@@ -68,8 +68,11 @@ def measure(cmd: list[str], log) -> tuple[float, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", default=os.devnull, help="file that receives the pipeline's output")
+    parser.add_argument("--start", help="first stage to run (after a failure; the totals then cover only the rest)")
     args = parser.parse_args()
     stages = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+    if args.start:
+        stages = stages[stages.index(args.start):]
     group_of = {s: g for g, (members, _) in BUDGETS.items() for s in members}
     print(f"{'stage':16s} {'wall':>8s} {'peak memory':>12s}   ({os.cpu_count()} CPUs)")
     times, peaks = {}, {}

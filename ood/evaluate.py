@@ -29,6 +29,10 @@ ID_SET = "id"
 VAL_SET = "val"  # ID validation rows: combinations are fitted on them; they never enter metrics
 
 
+def _shares_features(detector: D.Detector) -> bool:
+    return hasattr(detector, "score_features") and not detector.needs_grad
+
+
 def _sets(benchmark: Any) -> dict[str, Dataset]:
     return {VAL_SET: benchmark.val, ID_SET: benchmark.test, **benchmark.ood}
 

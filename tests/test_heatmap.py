@@ -149,3 +149,25 @@ def test_combination_standardises_on_id_validation_only():
     unpaired = scores.drop(scores.index[(scores["detector"] == "b") & (scores["set"] == "far")][:1])
     with pytest.raises(ValueError, match="scored different samples"):
         combine(unpaired, "a+b")
+
+
+def test_fw_layers_adds_the_matching_feature_maps_and_round_trips(tmp_path):
+    """Official fw_layers option: classifier maps of the decoder blocks' shapes are added to them."""
+    import ood.models
+
+    torch.manual_seed(0)
+    model = ood.models.build("cnn", num_classes=3, width=8, feature_dim=16).eval()  # maps 32@3, 16@7, 8@14
+    x = torch.rand(40, 1, 28, 28)
+    data, outliers = TensorDataset(x, torch.arange(40) % 3), TensorDataset(torch.rand(20, 1, 28, 28), -torch.ones(20))
+    train = {"epochs": 1, "batch_size": 20, "width": 16, "code": 8, "device": "cpu", "fw_layers": 3}
+    det = D.build("heatmap", model=model, train=train).fit(data, outliers=outliers, progress=False)
+    assert det.configs["maps"] == [1, 2]  # 16@7 after block 1, 8@14 after block 2
+    maps = model.feature_maps(x[:4])
+    lo, hi = det.state["z_min"], det.state["z_max"]
+    assert lo <= min(float(maps[1].min()), float(maps[2].min())) and hi >= float(maps[2].max())
+    without = det.networks["decoder"](det._condition(model.features(x[:4])), model(x[:4]).argmax(1))
+    assert not torch.allclose(det.heatmap(x[:4]), without)  # the maps change the heatmap
+    det.save(tmp_path / "h.pt")
+    torch.testing.assert_close(D.load(tmp_path / "h.pt", model=model).score(x), det.score(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="fw_layers=3 needs a classifier feature map of shape"):
+        D.build("heatmap", model=model, train={**train, "width": 64}).fit(data, outliers=outliers, progress=False)

@@ -423,7 +423,7 @@ class TrainedDetector(Detector):
     def from_checkpoint(cls, ckpt: Mapping[str, Any], model: nn.Module, **params: Any) -> "TrainedDetector":
         """Rebuild from a loaded checkpoint; ``params`` override the saved scoring parameters."""
         det = cls(model, train=ckpt["train"], seed=ckpt["seed"], **{**ckpt["params"], **params})
-        det.configs = {k: dict(v) for k, v in ckpt["configs"].items()}
+        det.configs = dict(ckpt["configs"])
         det.networks = det._build_networks(det.configs)
         device = model_device(model)
         for k, net in det.networks.items():

@@ -63,18 +63,20 @@ def nearest_prototypes(z_query: Tensor, y_query: Tensor, z_ref: Tensor, y_ref: T
 
 
 class _DecoderTask(Task):
-    """Trains the decoder on precomputed (condition, image, target) triples."""
+    """Trains the decoder on precomputed (condition, image, target) triples; ``maps`` computes the
+    classifier's normalised feature maps of a batch of images in [-1, 1] (``fw_layers`` > 1)."""
 
-    def __init__(self, decoder: HeatmapDecoder, lr: float, betas: tuple[float, float]):
+    def __init__(self, decoder: HeatmapDecoder, lr: float, betas: tuple[float, float], maps: Any = None):
         self.networks = {"decoder": decoder}
-        self.lr, self.betas = lr, betas
+        self.lr, self.betas, self.maps = lr, betas, maps
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"decoder": torch.optim.Adam(self.networks["decoder"].parameters(), lr=self.lr, betas=self.betas)}
 
     def loss(self, batch: tuple[Tensor, ...]) -> Tensor:
         z, y, x, t = batch
-        h = self.networks["decoder"](z, y)
+        maps = self.maps(x) if self.maps is not None else ()
+        h = self.networks["decoder"](z, y, maps)
         return heatmap_loss(h, x, t)
 
     def training_step(self, batch: Any, step: Any) -> dict[str, float]:
@@ -111,6 +113,8 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         "width": Param(512, int, 8, 4096),               # official CIFAR-10: 512 -> 256 -> 128 -> 64
         "code": Param(100, int, 1, 4096),                # official CIFAR-10: fc to 100
         "outliers": Param(10_000, int, 1, 10_000_000),   # official: 10k TinyImages outliers
+        # official option: feature maps added to decoder blocks 1..fw_layers-1 (default 1: none)
+        "fw_layers": Param(1, int, 1, 4),
         **TRAINING,
     }
 
@@ -128,9 +132,18 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         reconstruction towards the prototype, ``x' = 2x − 1``); on the CPU as float32."""
         return self._run(self._heatmap, x, None)
 
+    def _maps(self, x01: Tensor) -> list[Tensor]:
+        """The classifier's feature maps the decoder adds to its blocks (``fw_layers`` > 1), normalised
+        like the features."""
+        if not self.configs.get("maps"):
+            return []
+        with torch.no_grad():
+            maps = self.model.feature_maps(x01)
+        return [self._condition(maps[i]) for i in self.configs["maps"]]
+
     def _heatmap(self, x: Tensor) -> Tensor:
         z, y = self._features(x)
-        return self.networks["decoder"](self._condition(z), y)
+        return self.networks["decoder"](self._condition(z), y, self._maps(x))
 
     def _score_map(self, x: Tensor) -> Tensor:
         return self._heatmap(x).abs().amax(dim=1)
@@ -151,12 +164,25 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         y_id = self.model.fc(z_id.to(self.device)).argmax(1).cpu()
         z_out, _ = predict(self.model, outliers, batch, fn=self.model.features)
         y_out = self.model.fc(z_out.to(self.device)).argmax(1).cpu()
-        # One global scalar min and max over every feature entry of ID train (official get_norm_values).
-        self.state = {"z_min": z_id.min().reshape(()), "z_max": z_id.max().reshape(())}
         x_id = _images(train)
         x_out = _images(outliers)
+        c, size = x_id.shape[1], x_id.shape[-1]
+        self.configs = {"decoder": {"feature_dim": z_id.shape[1], "num_classes": self.model.fc.out_features,
+                                    "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]},
+                        "maps": self._map_indices(x_id[:2].to(self.device), T["fw_layers"], size)}
+        if len(outliers) == 0:
+            raise ValueError(f"{self.name}: the outlier set is empty")
+        # One global scalar min and max over every entry of the forwarded ID-train features (and
+        # feature maps, with fw_layers > 1), as the official get_norm_values.
+        lo, hi = z_id.min(), z_id.max()
+        for i in range(0, len(x_id), batch) if self.configs["maps"] else ():
+            with torch.no_grad():
+                maps = self.model.feature_maps(x_id[i:i + batch].to(self.device))
+            for j in self.configs["maps"]:
+                lo, hi = torch.minimum(lo, maps[j].min().cpu()), torch.maximum(hi, maps[j].max().cpu())
+        self.state = {"z_min": lo.reshape(()).to(self.device), "z_max": hi.reshape(()).to(self.device)}
         proto = nearest_prototypes(z_out, y_out, z_id, y_id)
-        self.state["prototypes"] = proto  # index into ID train, per outlier (for the notebook)
+        self.state["prototypes"] = proto.to(self.device)  # index into ID train, per outlier (for the notebook)
         to_pm1 = lambda v: v * 2 - 1  # noqa: E731 - official pixel range [-1, 1]
         cond = lambda z: self._condition(z.to(self.device)).cpu()  # noqa: E731
         data = TensorDataset(torch.cat([cond(z_id), cond(z_out)]), torch.cat([y_id, y_out]),
@@ -166,17 +192,32 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
             z_val, _ = predict(self.model, val, batch, fn=self.model.features)
             x_val = to_pm1(_images(val))
             val_data = TensorDataset(cond(z_val), self.model.fc(z_val.to(self.device)).argmax(1).cpu(), x_val, x_val)
-        c, size = x_id.shape[1], x_id.shape[-1]
-        self.configs = {"decoder": {"feature_dim": z_id.shape[1], "num_classes": self.model.fc.out_features,
-                                    "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]}}
         torch.manual_seed(self.seed)
         self.networks = self._build_networks(self.configs)
-        task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]))
+        maps = (lambda x_pm1: self._maps((x_pm1 + 1) / 2)) if self.configs["maps"] else None  # noqa: E731
+        task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]), maps)
         self.history = fit(task, data, val_data, epochs=T["epochs"], batch_size=T["batch_size"], seed=self.seed,
                            device=T["device"], amp=T["amp"], checkpoint=checkpoint, progress=progress,
                            run_id=json.dumps([self.name, self.configs, T, len(data)]), desc="heatmap epoch")
         self.networks["decoder"].to(self.device).eval()
-        self.state = {k: v.to(self.device) for k, v in self.state.items()}
+
+    def _map_indices(self, probe: Tensor, fw_layers: int, size: int) -> list[int]:
+        """Which of the classifier's feature maps go to decoder blocks 1..fw_layers-1: for each
+        block, the deepest map whose shape equals the block's output (as the official encoders)."""
+        if fw_layers == 1:
+            return []
+        if not hasattr(self.model, "feature_maps"):
+            raise ValueError(f"{self.name}: fw_layers > 1 needs a classifier with feature_maps(x)")
+        with torch.no_grad():
+            shapes = [tuple(m.shape[1:]) for m in self.model.feature_maps(probe)]
+        wanted = HeatmapDecoder(1, 1, 1, size, self.train_hparams["width"], 1).block_shapes(size)[:fw_layers - 1]
+        indices = []
+        for shape in wanted:
+            if shape not in shapes:
+                raise ValueError(f"{self.name}: fw_layers={fw_layers} needs a classifier feature map of shape {shape} "
+                                 f"for a decoder block; the classifier has {shapes} (choose width to match)")
+            indices.append(shapes.index(shape))
+        return indices
 
 
 def _images(dataset: Dataset) -> Tensor:

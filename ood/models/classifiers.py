@@ -36,6 +36,16 @@ class Classifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalize(x))
 
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The body's spatial feature maps, deepest first: the output of each module listed in
+        ``self.map_points`` (Heatmap OOD's ``fw_layers`` feeds them to its decoder)."""
+        maps, h = [], self.normalize(x)
+        for i, module in enumerate(self.body):
+            h = module(h)
+            if i in self.map_points:
+                maps.append(h)
+        return maps[::-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
 
@@ -64,6 +74,7 @@ class SmallCNN(Classifier):
             nn.Linear(4 * width * side * side, feature_dim), nn.ReLU(inplace=True),
         )
         self.fc = nn.Linear(feature_dim, num_classes)
+        self.map_points = [i for i, m in enumerate(self.body) if isinstance(m, nn.MaxPool2d)]
 
 
 class BasicBlock(nn.Module):
@@ -95,6 +106,7 @@ class ResNet18(Classifier):
         for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)]
             c_in = c_out
+        self.map_points = list(range(4, len(layers), 2))  # after each stage of two blocks
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(512, num_classes)

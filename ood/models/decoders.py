@@ -8,6 +8,10 @@ give the heatmap in [-1, 1]. Here the first block's kernel is ``image_size / 4``
 1 → 8 for 32×32), two stride-2 blocks reach the image size and the fourth block keeps it (3×3,
 stride 1), so the depth and the halving widths ``width, width/2, width/4, width/8`` match the
 official stack for any image side divisible by 4.
+
+Official option ``fw_layers`` (default 1): with ``fw_layers = k > 1`` the classifier's spatial
+feature maps are added to the outputs of the first ``k − 1`` blocks (the official encoder returns
+them so that their shapes match: ResNet-18's 512@4×4 after block 1, 256@8×8 after block 2, ...).
 """
 
 from __future__ import annotations
@@ -43,7 +47,18 @@ class HeatmapDecoder(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def block_shapes(self, image_size: int) -> list[tuple[int, int, int]]:
+        """``(C, H, W)`` of the outputs of blocks 1–3 (where ``fw_layers`` adds feature maps)."""
+        widths = [m[0].out_channels for m in list(self.blocks)[:3]]
+        return [(widths[0], image_size // 4, image_size // 4), (widths[1], image_size // 2, image_size // 2),
+                (widths[2], image_size, image_size)]
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor, maps: list[torch.Tensor] | tuple = ()) -> torch.Tensor:
+        """``maps``: feature maps added to the outputs of blocks 1, 2, ... (official ``fw_layers``)."""
         onehot = nn.functional.one_hot(y, self.num_classes).to(z.dtype)
-        code = self.fc(torch.cat([z, onehot], dim=1))
-        return self.blocks(code.view(len(z), self.code, 1, 1))
+        h = self.fc(torch.cat([z, onehot], dim=1)).view(len(z), self.code, 1, 1)
+        for i, block in enumerate(self.blocks):
+            h = block(h)
+            if i < len(maps):
+                h = h + maps[i]
+        return h

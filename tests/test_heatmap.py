@@ -162,7 +162,8 @@ def test_fw_layers_adds_the_matching_feature_maps_and_round_trips(tmp_path):
     train = {"epochs": 1, "batch_size": 20, "width": 16, "code": 8, "device": "cpu", "fw_layers": 3}
     det = D.build("heatmap", model=model, train=train).fit(data, outliers=outliers, progress=False)
     assert det.configs["maps"] == [1, 2]  # 16@7 after block 1, 8@14 after block 2
-    maps = model.feature_maps(x[:4])
+    with torch.no_grad():
+        maps = model.feature_maps(x[:4])
     lo, hi = det.state["z_min"], det.state["z_max"]
     assert lo <= min(float(maps[1].min()), float(maps[2].min())) and hi >= float(maps[2].max())
     without = det.networks["decoder"](det._condition(model.features(x[:4])), model(x[:4]).argmax(1))

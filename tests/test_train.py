@@ -27,6 +27,20 @@ def fit(checkpoint=None, epochs: int = 3):
     return model, history
 
 
+def interrupt_after_epoch(monkeypatch, epoch: int, run) -> None:
+    """Run ``run()`` and interrupt it right after the checkpoint of ``epoch`` is written."""
+    real_save = ood.train.atomic_torch_save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        if len(obj["history"]) == epoch:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ood.train, "atomic_torch_save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(ood.train, "atomic_torch_save", real_save)
+
+
 def test_learns_and_reports_history() -> None:
     model, history = fit()
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -45,17 +59,8 @@ def test_interrupted_run_resumes_from_checkpoint_to_identical_weights(tmp_path, 
     reference, ref_history = fit()
     ckpt = tmp_path / "run.ckpt"
 
-    # Interrupt the run right after the checkpoint of epoch 2 is written.
-    real_save = ood.train.atomic_torch_save
-    def save_then_stop(obj, path):
-        real_save(obj, path)
-        if len(obj["history"]) == 2:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(ood.train, "atomic_torch_save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        fit(checkpoint=ckpt)
+    interrupt_after_epoch(monkeypatch, 2, lambda: fit(checkpoint=ckpt))
     assert ckpt.exists()
-    monkeypatch.setattr(ood.train, "atomic_torch_save", real_save)
 
     resumed, history = fit(checkpoint=ckpt)
     assert history == ref_history
@@ -125,16 +130,7 @@ def test_several_optimizers_and_ema_resume_bit_identically(tmp_path, monkeypatch
     assert set(ref_history[0]) == {"epoch", "train_d", "train_g"}
     ema, live = reference.ema["g"], reference.networks["g"]
     assert not torch.equal(ema.weight, live.weight)  # an average, not a copy
-    real_save = ood.train.atomic_torch_save
-
-    def save_then_stop(obj, path):
-        real_save(obj, path)
-        if len(obj["history"]) == 2:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(ood.train, "atomic_torch_save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        fit_two(tmp_path / "two.ckpt")
-    monkeypatch.setattr(ood.train, "atomic_torch_save", real_save)
+    interrupt_after_epoch(monkeypatch, 2, lambda: fit_two(tmp_path / "two.ckpt"))
     resumed, history = fit_two(tmp_path / "two.ckpt")
     assert history == ref_history
     for name in ("g", "d"):

@@ -26,20 +26,16 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
 from ..models.decoders import HeatmapDecoder
+from ..params import device as device_rule
 from ..train import Task, fit, predict
 from .base import DenseDetector, Param, TrainedDetector
 
 __all__ = ["HeatmapOOD", "TRAINING", "nearest_prototypes"]
 
 
-def _device_name(v: Any) -> str | None:
-    ok = v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())
-    return None if ok else "must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-
-
 #: Keys every trained detector's ``train`` section shares.
 TRAINING: dict[str, Param] = {
-    "device": Param("auto", str, check=_device_name, doc="auto = cuda, else mps, else cpu"),
+    "device": Param("auto", str, check=device_rule(), doc="auto = cuda, else mps, else cpu"),
     "amp": Param(True, bool, doc="mixed precision, only on CUDA"),
 }
 

@@ -16,58 +16,13 @@ Modules (everything public is re-exported here, so ``ood.metrics.X`` works for a
     Segmenter quality: :func:`pixel_confusion`, :func:`iou_per_class`, :func:`mean_iou`.
 """
 
-from .bootstrap import (
-    SUMMARY_COLUMNS,
-    bootstrap_ci,
-    bootstrap_samples,
-    percentile_interval,
-    summarize,
-    to_metrics_json,
-)
-from .components import COMPONENT_METRICS, SMIYC_TAUS, SMIYC_TRACKS, ComponentMetrics
-from .dense import DENSE_METRICS, dense_accumulators, dense_metrics, summarize_dense
-from .image import (
-    HIGHER_IS_BETTER,
-    METRICS,
-    aupr_in,
-    aupr_out,
-    auroc,
-    fpr_at_tpr,
-    image_metrics,
-    roc_curve,
-)
-from .pixel import PIXEL_METRICS, VOID_LABEL, PixelMetrics
-from .segmentation import iou_per_class, mean_iou, pixel_confusion
+from . import bootstrap, components, dense, image, pixel, segmentation
+from .bootstrap import *  # noqa: F401,F403 - each module's __all__ is the public API
+from .components import *  # noqa: F401,F403
+from .dense import *  # noqa: F401,F403
+from .image import *  # noqa: F401,F403
+from .pixel import *  # noqa: F401,F403
+from .segmentation import *  # noqa: F401,F403
 
-__all__ = [
-    "METRICS",
-    "HIGHER_IS_BETTER",
-    "auroc",
-    "fpr_at_tpr",
-    "aupr_in",
-    "aupr_out",
-    "roc_curve",
-    "image_metrics",
-    "bootstrap_samples",
-    "bootstrap_ci",
-    "percentile_interval",
-    "summarize",
-    "to_metrics_json",
-    "SUMMARY_COLUMNS",
-    # dense
-    "DENSE_METRICS",
-    "PIXEL_METRICS",
-    "COMPONENT_METRICS",
-    "VOID_LABEL",
-    "SMIYC_TAUS",
-    "SMIYC_TRACKS",
-    "PixelMetrics",
-    "ComponentMetrics",
-    "dense_accumulators",
-    "dense_metrics",
-    "summarize_dense",
-    # segmenter quality
-    "pixel_confusion",
-    "iou_per_class",
-    "mean_iou",
-]
+__all__ = [*image.__all__, *bootstrap.__all__, *pixel.__all__, *components.__all__, *dense.__all__,
+           *segmentation.__all__]

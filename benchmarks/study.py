@@ -30,6 +30,7 @@ BUDGETS = {
         ("data", "classifier", "posthoc", "dense_posthoc", "summarize", "report"), 240),
     "segmenter": (("segmenter",), 210),
     "Heatmap OOD": (("heatmap_train", "heatmap"), 90),
+    "MoodCat": (("moodcat_train", "moodcat"), 210),
 }
 TOTAL_BUDGET, HARD_LIMIT, MEMORY_BUDGET = 20 * 60, 30 * 60, 6 * 2**30
 

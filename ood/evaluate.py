@@ -14,7 +14,7 @@ and of every evaluated set are extracted once and shared. Detectors that need in
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
@@ -83,25 +83,38 @@ def score_posthoc(model: nn.Module, benchmark: Any, names: list[str], params: Ma
     return pd.concat(frames, ignore_index=True), pd.DataFrame(costs)
 
 
-def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 512,
-                   fit_s: float = 0.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 512, fit_s: float = 0.0,
+                   variants: Callable[..., dict[str, torch.Tensor]] | None = None,
+                   labels: Callable[[str, torch.Tensor, list], torch.Tensor] | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score one fitted detector on ID validation, ID test and every OOD set, each image with its
     key ``(set, index)`` (per-sample randomness); same outputs as :func:`score_posthoc`. The cost
-    ratio is measured against a plain classifier forward pass over the same batches."""
+    ratio is measured against a plain classifier forward pass over the same batches.
+
+    ``variants(x, keys=..., labels=...)``: several named scores from one pass (e.g.
+    ``MoodCat.scores``), written as detectors ``<name>[<variant>]``, instead of ``detector.score``.
+    ``labels(set, y, keys)``: conditioning labels passed to ``variants`` (MoodCat's oracle mode)."""
     frames, score_s, forward_s = [], 0.0, 0.0
     for set_name, ds in tqdm(_sets(benchmark).items(), desc=f"{benchmark.name}: {detector.name}"):
-        parts, index = [], 0
-        for x, _ in make_loader(ds, batch_size, shuffle=False):
+        parts: dict[str, list[torch.Tensor]] = {}
+        index = 0
+        for x, y in make_loader(ds, batch_size, shuffle=False):
             keys = [(set_name, index + i) for i in range(len(x))]
             index += len(x)
             start = time.perf_counter()
-            parts.append(detector.score(x, keys=keys))
+            if variants is None:
+                out = {detector.name: detector.score(x, keys=keys)}
+            else:
+                kwargs = {"labels": labels(set_name, y, keys)} if labels is not None else {}
+                out = {f"{detector.name}[{k}]": v for k, v in variants(x, keys=keys, **kwargs).items()}
             score_s += time.perf_counter() - start
+            for k, v in out.items():
+                parts.setdefault(k, []).append(v)
             start = time.perf_counter()
             with torch.no_grad():
                 detector.model(x.to(detector.device))
             forward_s += time.perf_counter() - start
-        frames.append(_rows(benchmark.name, detector.name, set_name, torch.cat(parts)))
+        frames += [_rows(benchmark.name, name, set_name, torch.cat(v)) for name, v in parts.items()]
     costs = pd.DataFrame([{"detector": detector.name, "fit_s": fit_s, "score_s": score_s,
                            "cost_vs_forward": score_s / max(forward_s, 1e-12)}])
     return pd.concat(frames, ignore_index=True), costs

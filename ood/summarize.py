@@ -15,6 +15,10 @@ score is standardised with the mean and standard deviation of its ID *validation
 combined by the rule (``zmean``: the mean of the two z-scores; ``zmax``: the larger). Nothing is
 fitted on test or OOD data. Images are paired by ``(set, index)``.
 
+Ablations (a method's other scores and settings, e.g. MoodCat's distances and oracle label mode)
+come from ``reports/scores/<benchmark>/ablations/<stage>.csv`` and go to ``reports/ablations.json``
+(same shape as metrics.json) and ``reports/<benchmark>/ablations.csv``, never to metrics.json.
+
 Writes ``reports/<benchmark>/summary.csv`` (image metrics with CIs, combinations included),
 ``reports/<dense>/summary.csv`` (every dense stage's summary), ``reports/scores/<benchmark>/combine.csv``
 and ``reports/metrics.json`` (DVC metrics, values only).
@@ -113,6 +117,17 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
         df = pd.concat([pd.read_csv(f) for f in parts], ignore_index=True) if parts else pd.DataFrame(columns=M.SUMMARY_COLUMNS)
         df.to_csv(reports / bench / "summary.csv", index=False)
         return df
+
+    # Ablations (other scores and settings of a method, e.g. MoodCat's distances and its oracle
+    # label mode): reports/scores/<benchmark>/ablations/*.csv -> reports/ablations.json, never metrics.json.
+    ablation_files = sorted((reports / "scores" / name / "ablations").glob("*.csv"))
+    ablations = pd.concat([pd.read_csv(f) for f in ablation_files], ignore_index=True) if ablation_files else None
+    ablation_summary = (M.summarize(ablations[ablations["set"] != VAL_SET], groups, n_boot=E["bootstrap"],
+                                    level=E["ci_level"], seed=params["seed"])
+                        if ablations is not None else pd.DataFrame(columns=M.SUMMARY_COLUMNS))
+    ablation_summary.to_csv(reports / name / "ablations.csv", index=False)
+    ablation_json = metrics_json({name: ({}, ablation_summary)}) if ablations is not None else {}
+    _atomic_write(reports / "ablations.json", json.dumps(ablation_json, indent=2) + "\n")
 
     clf = json.loads((reports / name / "classifier.json").read_text())
     seg = json.loads((reports / dense / "segmenter.json").read_text())

@@ -49,7 +49,9 @@ def task():
             "x": torch.cat([toy_images(30, "id", 3), toy_images(30, "ood", 4)])}
 
 
-TINY_TRAIN = {"heatmap": {"epochs": 3, "batch_size": 32, "width": 16, "code": 16, "lr": 2e-3, "device": "cpu"}}
+TINY_TRAIN = {"heatmap": {"epochs": 3, "batch_size": 32, "width": 16, "code": 16, "lr": 2e-3, "device": "cpu"},
+              "moodcat": {"epochs": 1, "pair_epochs": 1, "batch_size": 32, "nz": 8, "ndf": 8, "g_ch": 8, "d_ch": 8,
+                          "pair_ch": 8, "shared_dim": 8, "device": "cpu"}}
 
 
 def fitted(task, name: str) -> Detector:

@@ -51,6 +51,8 @@ def study(tmp_path_factory) -> Path:
     params["evaluate"].update(bootstrap=20)
     params["detectors"]["knn"]["k"] = 5
     params["heatmap"]["train"].update(epochs=1, width=16, code=16, outliers=60)
+    params["moodcat"]["train"].update(epochs=1, pair_epochs=1, batch_size=32, nz=8, ndf=8, g_ch=8, d_ch=8, shared_dim=8,
+                                      pair_ch=8)
     params["localisation"]["n"] = 40
     params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
     params["segmenter"].update(epochs=1, batch_size=16)
@@ -71,7 +73,7 @@ def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) ->
     assert set(metrics) == {"fmnist6", "scenes", "fmnist6_loc"}
     entry = metrics["fmnist6"]
     assert 0.0 <= entry["model"]["accuracy"] <= 1.0
-    assert list(entry["detectors"]) == [*params["detectors"]["names"], "heatmap", *params["combine"]["names"]]
+    assert list(entry["detectors"]) == [*params["detectors"]["names"], "heatmap", "moodcat", *params["combine"]["names"]]
     sets = {"shirt", "sneaker", "bag", "ankle_boot", "digits", "natural", "noise", "near", "far"}
     for det, per_set in entry["detectors"].items():
         assert set(per_set) == sets, det
@@ -88,6 +90,16 @@ def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) ->
         for s, vals in per_set.items():
             assert set(vals) == {"ap", "fpr95", "auroc", "siou", "ppv", "mean_f1"}, s
             assert all(0.0 <= v <= 1.0 for v in vals.values()), (s, vals)
+
+
+def test_ablations_never_enter_the_metrics(study: Path) -> None:
+    metrics = json.loads((study / "reports" / "metrics.json").read_text())["fmnist6"]["detectors"]
+    ablations = json.loads((study / "reports" / "ablations.json").read_text())["fmnist6"]["detectors"]
+    assert "moodcat[oracle]" in ablations and {f"moodcat[{d}]" for d in ("pair", "perceptual", "logit", "ssim", "pixel")} <= set(ablations)
+    assert not [d for d in metrics if "[" in d or "oracle" in d]
+    # the headline row is the ablation row of the distance fixed in params.yaml, not a different score
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    assert metrics["moodcat"] == ablations[f"moodcat[{params['moodcat']['score']['distance']}]"]
 
 
 def test_scores_are_tidy_and_reproduce_the_metrics(study: Path) -> None:
@@ -145,6 +157,8 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
             assert (study / "reports" / "notebooks" / f"{stage}.ipynb").exists(), stage
     assert (study / "models" / "fmnist6" / "classifier.pt").exists()
     assert (study / "models" / "fmnist6" / "heatmap.pt").exists()
+    assert (study / "models" / "fmnist6" / "moodcat.pt").exists()
+    assert "MoodCat: syntheses and ablations" in html and "never a result" in html
     assert (study / "models" / "scenes" / "segmenter.pt").exists()
 
 
@@ -167,6 +181,8 @@ def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: P
     assert yaml.safe_load((study / "params.yaml").read_text())["heatmap"]["score"]["reduce"] == "max"
     out = run(["dvc", "exp", "run", "-S", "detectors.knn.k=3"], study).stdout
     assert _ran(out) == {"posthoc", "summarize", "report"}, out[-3000:]
+    out = run(["dvc", "exp", "run", "-S", "moodcat.score.k=2"], study).stdout  # a MoodCat ablation retrains nothing
+    assert _ran(out) == {"moodcat", "summarize", "report"}, out[-3000:]
 
 
 def test_every_parameter_is_a_dependency_of_some_stage() -> None:

@@ -9,7 +9,7 @@
 
 Post-hoc names (:data:`POSTHOC`): ``msp``, ``maxlogit``, ``energy``, ``odin``, ``mahalanobis``,
 ``knn``, ``vim``, ``react``; their defaults and sources: :data:`DEFAULTS`. Detectors that train
-networks of their own (:data:`TRAINED`): ``heatmap``. They take their training parameters as
+networks of their own (:data:`TRAINED`): ``heatmap``, ``moodcat``. They take their training parameters as
 ``build(name, model=..., train={...})``, train with ``fit(train, val=..., outliers=...)``, write
 one checkpoint with ``save(path)`` and come back with :func:`load`::
 
@@ -32,6 +32,7 @@ from .base import (DenseDetector, Detector, NotFittedError, Param, TrainedDetect
                    model_device)
 from .dense import DENSE_REGISTRY
 from .heatmap import HeatmapOOD
+from .moodcat import MoodCat
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
 
 #: post-hoc baselines: registry name -> detector class
@@ -39,7 +40,7 @@ POSTHOC: dict[str, type[Detector]] = {
     cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)
 }
 #: detectors that train networks of their own
-TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD,)}
+TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat)}
 #: every image detector :func:`build` accepts
 REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
 

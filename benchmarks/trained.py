@@ -1,0 +1,73 @@
+"""A trained detector's cost on this machine (Heatmap OOD, MoodCat, ...): training time, scoring
+throughput, and scoring cost as a ratio to one classifier forward pass on the same batches.
+
+    .venv/bin/python benchmarks/trained.py heatmap             # needs models/fmnist6/classifier.pt (dvc repro classifier)
+    .venv/bin/python benchmarks/trained.py moodcat --no-train  # score models/fmnist6/moodcat.pt instead of training
+
+Uses params.yaml's `<method>` section and the embedded benchmark; prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import ood.data  # noqa: E402
+import ood.detectors  # noqa: E402
+import ood.models  # noqa: E402
+import ood.params  # noqa: E402
+from ood.data.auxiliary import load_outliers  # noqa: E402
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method", choices=sorted(ood.detectors.TRAINED), help="the params.yaml section to use")
+    parser.add_argument("--no-train", action="store_true", help="load models/<benchmark>/<method>.pt instead of training")
+    parser.add_argument("--batch-size", type=int, default=None, help="scoring batch (default: evaluate.batch_size)")
+    args = parser.parse_args()
+    P = ood.params.load(ROOT / "params.yaml")
+    name, H = P["benchmark"]["name"], P[args.method]
+    bench = ood.data.load_benchmark(**{**ood.params.benchmark_args(P), "root": str(ROOT / P["data"]["root"])})
+    clf = ood.models.load(ROOT / "models" / name / "classifier.pt")
+    needs_outliers = ood.detectors.TRAINED[args.method].needs_outliers
+    outliers = load_outliers(H["train"]["outliers"], seed=P["seed"]) if needs_outliers else None
+    print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training images"
+          + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
+    if args.no_train:
+        det = ood.detectors.load(ROOT / "models" / name / f"{args.method}.pt", model=clf, **H["score"])
+    else:
+        det = ood.detectors.build(args.method, model=clf, train={**H["train"], "device": "cpu"}, seed=P["seed"], **H["score"])
+        start = time.perf_counter()
+        det.fit(bench.train, val=bench.val, outliers=outliers, progress=False)
+        print(f"training: {time.perf_counter() - start:.1f} s (everything fit() does: every network and phase, "
+              "features, prototypes or calibration)")
+    if hasattr(det, "calibrate"):
+        det.calibrate(bench.val)  # the scoring parameters' own calibration, as the scoring stage does
+    batch = args.batch_size or P["evaluate"]["batch_size"]
+    x = bench.test.tensors[0][:batch]
+    with torch.no_grad():
+        forward = best_of(lambda: clf(x))
+    score = best_of(lambda: det.score(x))
+    print(f"scoring: {batch / score:,.0f} images/s (batch {batch}); classifier forward: {batch / forward:,.0f} images/s")
+    print(f"cost ratio ({args.method} score / classifier forward): {score / forward:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -538,6 +538,12 @@ def test_oracle_labels(moodcat_data, fitted):
         torch.testing.assert_close(same[name], ref[name], rtol=1e-6, atol=1e-6)
     other = oracle.scores(x, keys, labels=(pred + 1) % N_CLASSES)
     assert not torch.allclose(other["pair"], ref["pair"])
+    # calibration on a validation Dataset conditions on its ground-truth labels in oracle mode
+    val = moodcat_data["val"]
+    oracle.calibrate(val)
+    keys_val = [("val", i) for i in range(len(val))]
+    first = oracle.scores(val.tensors[0], keys_val, labels=val.tensors[1])["perceptual"]
+    torch.testing.assert_close(oracle.state["cascade_mu"][0], first.mean(), rtol=1e-5, atol=1e-6)
 
 
 def test_oracle_labels_keep_id_truth_and_draw_ood_labels_per_sample():

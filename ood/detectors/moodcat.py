@@ -350,10 +350,11 @@ class MoodCat(TrainedDetector):
             loader = make_loader(val_scores, batch_size, shuffle=False)
             parts: dict[str, list[Tensor]] = {}
             offset = 0
-            for x, _ in loader:
+            for x, y in loader:
                 keys = [("val", offset + i) for i in range(len(x))]
                 offset += len(x)
-                for k, v in self.scores(x, keys).items():
+                labels = y if self.hparams["labels"] == "oracle" else None  # oracle: ground truth for ID
+                for k, v in self.scores(x, keys, labels=labels).items():
                     parts.setdefault(k, []).append(v)
             val_scores = {k: torch.cat(v) for k, v in parts.items()}
         first, second = (torch.as_tensor(val_scores[c], dtype=torch.float32) for c in CASCADE)

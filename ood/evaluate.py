@@ -14,7 +14,7 @@ and of every evaluated set are extracted once and shared. Detectors that need in
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -85,17 +85,19 @@ def score_posthoc(model: nn.Module, benchmark: Any, names: list[str], params: Ma
 
 def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 512, fit_s: float = 0.0,
                    variants: Callable[..., dict[str, torch.Tensor]] | None = None,
-                   labels: Callable[[str, torch.Tensor, list], torch.Tensor] | None = None
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   labels: Callable[[str, torch.Tensor, list], torch.Tensor] | None = None,
+                   sets: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score one fitted detector on ID validation, ID test and every OOD set, each image with its
     key ``(set, index)`` (per-sample randomness); same outputs as :func:`score_posthoc`. The cost
     ratio is measured against a plain classifier forward pass over the same batches.
 
     ``variants(x, keys=..., labels=...)``: several named scores from one pass (e.g.
     ``MoodCat.scores``), written as detectors ``<name>[<variant>]``, instead of ``detector.score``.
-    ``labels(set, y, keys)``: conditioning labels passed to ``variants`` (MoodCat's oracle mode)."""
+    ``labels(set, y, keys)``: conditioning labels passed to ``variants`` (MoodCat's oracle mode).
+    ``sets``: only these sets (default: ID validation, ID test and every OOD set)."""
     frames, score_s, forward_s = [], 0.0, 0.0
-    for set_name, ds in tqdm(_sets(benchmark).items(), desc=f"{benchmark.name}: {detector.name}"):
+    chosen = {k: v for k, v in _sets(benchmark).items() if sets is None or k in sets}
+    for set_name, ds in tqdm(chosen.items(), desc=f"{benchmark.name}: {detector.name}"):
         parts: dict[str, list[torch.Tensor]] = {}
         index = 0
         for x, y in make_loader(ds, batch_size, shuffle=False):

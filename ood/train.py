@@ -116,13 +116,17 @@ class Step:
                  amp: bool, ema: dict[str, "EMA"], networks: dict[str, nn.Module]):
         self.device, self._opts, self._scheds, self._scaler = device, optimizers, schedulers, scaler
         self._amp, self._ema, self._networks = amp, ema, networks
+        # An average follows its own network's steps only (a GAN's D step leaves G's EMA alone).
+        owned = {k: {id(p) for g in opt.param_groups for p in g["params"]} for k, opt in optimizers.items()}
+        self._ema_after = {k: [n for n in ema if any(id(p) in ids for p in networks[n].parameters())]
+                           for k, ids in owned.items()}
 
     def autocast(self) -> Any:
         """Mixed precision on CUDA when ``amp`` is on; a no-op elsewhere."""
         return torch.autocast(device_type=self.device.type, enabled=self._amp)
 
     def update(self, loss: torch.Tensor, optimizer: str) -> None:
-        """One optimizer step on ``loss`` (then its scheduler, then the EMA of every network)."""
+        """One optimizer step on ``loss`` (then its scheduler, then the EMA of the networks it updates)."""
         opt = self._opts[optimizer]
         opt.zero_grad(set_to_none=True)
         self._scaler.scale(loss).backward()
@@ -130,8 +134,8 @@ class Step:
         self._scaler.update()
         if optimizer in self._scheds:
             self._scheds[optimizer].step()
-        for name, ema in self._ema.items():
-            ema.update(self._networks[name])
+        for name in self._ema_after[optimizer]:
+            self._ema[name].update(self._networks[name])
 
 
 class EMA:

@@ -139,6 +139,21 @@ def test_several_optimizers_and_ema_resume_bit_identically(tmp_path, monkeypatch
     assert torch.equal(resumed.ema["g"].weight, reference.ema["g"].weight)
 
 
+def test_ema_follows_only_its_own_networks_optimizer() -> None:
+    """A discriminator step leaves the generator's average alone; a generator step moves it."""
+    task = TwoNetTask()
+    opts = task.optimizers()
+    averages = {"g": ood.train.EMA(task.networks["g"], 0.5)}
+    step = ood.train.Step(torch.device("cpu"), opts, {}, torch.amp.GradScaler("cuda", enabled=False), False, averages,
+                          task.networks)
+    x = torch.randn(8, 4)
+    before = averages["g"].module.weight.clone()
+    step.update((task.networks["d"](x) ** 2).mean(), "d")
+    assert torch.equal(averages["g"].module.weight, before)
+    step.update((task.networks["g"](x) ** 2).mean(), "g")
+    torch.testing.assert_close(averages["g"].module.weight, 0.5 * before + 0.5 * task.networks["g"].weight.detach())
+
+
 def test_ema_is_the_exponential_average_by_hand() -> None:
     net = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():

@@ -20,6 +20,14 @@ paper) learns, on ID training data only, to tell ``(x, G(masked x, y), y)`` with
 (consistent) from the same with a wrong label ``y' ≠ y`` (mismatched): a label-conditional
 projection discriminator on ``concat(x, synthesis)``.
 
+Deliberate differences from the released code (facts from cure-lab/MOODCat, CIFAR10_masking):
+the official RandomErasing draws one rectangle per batch chunk (48 images), ours one per image;
+its encoder's ``mu``/``logvar`` heads are created after its optimiser and never train (a bug), ours
+train; it draws a second mask and synthesis for the generator step, ours reuses the discriminator
+step's synthesis (half the generator cost on a CPU); the U-Net discriminator's CutMix consistency
+regularisation is not implemented; the official test loads the raw generator, we score with its
+EMA (the issue's choice; ``ema`` sets the decay).
+
 Scoring, per image, averaged over ``k`` masks drawn from the sample's own generator (the official
 test draws one mask per *batch*; per image is a deliberate deviation so a score does not depend on
 its batch-mates), labels = the classifier's prediction (``labels="oracle"`` — ground truth for ID, a
@@ -58,10 +66,6 @@ DISTANCES = ("pair", "perceptual", "logit", "ssim", "pixel")
 SCORES = (*DISTANCES, "cascade")
 LABEL_MODES = ("predicted", "oracle")
 CASCADE = ("perceptual", "pair")  # first stage (gate), second stage
-
-
-def _fraction(name: str):
-    return Param(0.0, float, 0.0, 1.0, low_open=True, high_open=True, doc=name)
 
 
 def cascade(first: Tensor, second: Tensor, gate: float, mu: Tensor, sd: Tensor) -> Tensor:

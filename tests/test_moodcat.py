@@ -330,31 +330,37 @@ TINY = {"nz": 8, "ndf": 8, "g_ch": 8, "d_ch": 8, "pair_ch": 8, "shared_dim": 8, 
 N_CLASSES = 4
 
 
-@pytest.fixture(scope="module")
-def moodcat_data():
+def fake_task(n_train: int, n_test: int, seed: int, epochs: int = 1) -> dict:
+    """Fake Fashion-MNIST (ID: the first N_CLASSES classes, OOD: the rest) and a tiny CNN trained on it."""
     import ood.models
 
-    arrays = fake_fashion_mnist_arrays(n_train=160, n_test=80, seed=0)
+    arrays = fake_fashion_mnist_arrays(n_train=n_train, n_test=n_test, seed=seed)
 
     def split(images, labels, keep):
         sel = keep(labels)
         return torch.tensor(images[sel], dtype=torch.float32)[:, None] / 255, torch.tensor(labels[sel], dtype=torch.long)
 
-    x_tr, y_tr = split(arrays["train_images"], arrays["train_labels"], lambda y: y < N_CLASSES)  # 64 images
-    x_va, y_va = split(arrays["test_images"], arrays["test_labels"], lambda y: y < N_CLASSES)    # 32 images
+    x_tr, y_tr = split(arrays["train_images"], arrays["train_labels"], lambda y: y < N_CLASSES)
+    x_va, y_va = split(arrays["test_images"], arrays["test_labels"], lambda y: y < N_CLASSES)
     x_ood, _ = split(arrays["test_images"], arrays["test_labels"], lambda y: y >= N_CLASSES)
     torch.manual_seed(0)
     model = ood.models.build("cnn", num_classes=N_CLASSES, width=8, feature_dim=16)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for i in range(0, len(x_tr), 16):
-        loss = F.cross_entropy(model(x_tr[i:i + 16]), y_tr[i:i + 16])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    for _ in range(epochs):
+        for i in range(0, len(x_tr), 16):
+            loss = F.cross_entropy(model(x_tr[i:i + 16]), y_tr[i:i + 16])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     model.eval()
-    x = torch.cat([x_va[:6], x_ood[:6]])
-    return {"model": model, "train": TensorDataset(x_tr, y_tr), "val": TensorDataset(x_va, y_va), "x": x,
-            "keys": [("test", i) for i in range(len(x))]}
+    return {"model": model, "train": TensorDataset(x_tr, y_tr), "val": TensorDataset(x_va, y_va), "ood": x_ood}
+
+
+@pytest.fixture(scope="module")
+def moodcat_data():
+    task = fake_task(160, 80, seed=0)  # 64 ID training and 32 ID validation images
+    x = torch.cat([task["val"].tensors[0][:6], task["ood"][:6]])
+    return {**task, "x": x, "keys": [("test", i) for i in range(len(x))]}
 
 
 @pytest.fixture(scope="module")
@@ -620,30 +626,12 @@ def test_short_training_keeps_the_conditioning_label_and_separates_pairs():
     the classifier gives most syntheses of ID validation images their conditioning label, and
     the pair discriminator separates consistent from mismatched pairs (both >= 0.8; an untrained
     or broken model gives ~1/4 and ~0.5)."""
-    import ood.models
-
-    arrays = fake_fashion_mnist_arrays(n_train=800, n_test=200, seed=1)
-
-    def split(images, labels):
-        sel = labels < N_CLASSES
-        return torch.tensor(images[sel], dtype=torch.float32)[:, None] / 255, torch.tensor(labels[sel], dtype=torch.long)
-
-    x_tr, y_tr = split(arrays["train_images"], arrays["train_labels"])
-    x_va, y_va = split(arrays["test_images"], arrays["test_labels"])
-    torch.manual_seed(0)
-    model = ood.models.build("cnn", num_classes=N_CLASSES, width=8, feature_dim=16)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(2):
-        for i in range(0, len(x_tr), 16):
-            loss = F.cross_entropy(model(x_tr[i:i + 16]), y_tr[i:i + 16])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
+    task = fake_task(800, 200, seed=1, epochs=2)
+    model = task["model"]
     train = {**TINY, "nz": 16, "epochs": 10, "pair_epochs": 4, "batch_size": 32, "g_lr": 2e-3, "d_lr": 2e-3,
              "pair_lr": 2e-3, "discriminator": "projection", "ema": 0.9}
-    det = D.build("moodcat", model=model, train=train).fit(TensorDataset(x_tr, y_tr), progress=False)
-    checks = det.diagnostics(TensorDataset(x_va, y_va))
-    assert checks["n"] == len(x_va)
+    det = D.build("moodcat", model=model, train=train).fit(task["train"], progress=False)
+    checks = det.diagnostics(task["val"])
+    assert checks["n"] == len(task["val"])
     assert checks["label_agreement"] >= 0.8, checks
     assert checks["pair_auroc"] >= 0.8, checks

@@ -176,13 +176,24 @@ def _ran(out: str) -> set[str]:
 
 
 def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: Path) -> None:
-    out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max"], study).stdout
-    assert _ran(out) == {"heatmap", "summarize", "report"}, out[-3000:]
-    assert yaml.safe_load((study / "params.yaml").read_text())["heatmap"]["score"]["reduce"] == "max"
+    # Two trained methods' scoring parameters at once (one experiment, to keep the suite short):
+    # each method re-scores, neither retrains, nothing else runs.
+    out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max", "-S", "moodcat.score.k=2"], study).stdout
+    assert _ran(out) == {"heatmap", "moodcat", "summarize", "report"}, out[-3000:]
+    params = yaml.safe_load((study / "params.yaml").read_text())
+    assert params["heatmap"]["score"]["reduce"] == "max" and params["moodcat"]["score"]["k"] == 2
     out = run(["dvc", "exp", "run", "-S", "detectors.knn.k=3"], study).stdout
     assert _ran(out) == {"posthoc", "summarize", "report"}, out[-3000:]
-    out = run(["dvc", "exp", "run", "-S", "moodcat.score.k=2"], study).stdout  # a MoodCat ablation retrains nothing
-    assert _ran(out) == {"moodcat", "summarize", "report"}, out[-3000:]
+
+
+def test_scoring_parameters_are_read_by_their_scoring_stage_only() -> None:
+    """What each -S above could trigger, per parameter: a method's `score` section is a dependency
+    of its scoring stage alone (and summarize/report never read it)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for method in ("heatmap", "moodcat"):
+        readers = {name for name, spec in stages.items()
+                   if any(p in (method, f"{method}.score") for p in spec.get("params", []))}
+        assert readers == {method}, (method, readers)
 
 
 def test_every_parameter_is_a_dependency_of_some_stage() -> None:

@@ -162,6 +162,16 @@ def per_sample(generators: Sequence[torch.Generator], draw: Callable[[torch.Gene
     return torch.stack([draw(g) for g in generators])
 
 
+def _to_cpu(out: Any) -> Any:
+    """A tensor, or a dict or tuple of them, detached on the CPU (floating tensors as float32)."""
+    if isinstance(out, dict):
+        return {k: _to_cpu(v) for k, v in out.items()}
+    if isinstance(out, tuple):
+        return tuple(_to_cpu(v) for v in out)
+    out = out.detach()
+    return out.to("cpu", torch.float32) if out.is_floating_point() else out.cpu()
+
+
 def model_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter (or buffer); CPU for a model without either."""
     for tensor in model.parameters():
@@ -305,7 +315,9 @@ class Detector(abc.ABC):
 
     __call__ = score
 
-    def _run(self, fn: Callable[..., Tensor], x: Tensor, keys: Sequence[Key] | None) -> Tensor:
+    def _run(self, fn: Callable[..., Any], x: Tensor, keys: Sequence[Key] | None) -> Any:
+        """``fn(x[, keys])`` on the model's device in eval mode; its tensor result (or a dict or
+        tuple of tensors) back on the CPU, floating tensors as float32."""
         self._check_fitted()
         if keys is not None and len(keys) != len(x):
             raise ValueError(f"{self.name}: got {len(keys)} keys for {len(x)} images")
@@ -314,8 +326,8 @@ class Detector(abc.ABC):
             args = (list(keys) if keys is not None else content_keys(x),)
         x = x.to(self.device)
         with eval_mode(self.model), torch.set_grad_enabled(self.needs_grad):
-            s = fn(x, *args)
-        return s.detach().to("cpu", torch.float32)
+            out = fn(x, *args)
+        return _to_cpu(out)
 
     def _fit(self, loader: Iterable) -> None:  # pragma: no cover - overridden where needed
         raise NotImplementedError

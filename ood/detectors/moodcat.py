@@ -56,7 +56,7 @@ from torch.utils.data import Dataset, Subset
 from ..models.generators import ConditionalGenerator, MaskEncoder, PairDiscriminator, UNetDiscriminator
 from ..models.similarity import feature_distance, ssim
 from ..train import Task, fit, make_loader
-from .base import Key, Param, TrainedDetector, content_keys, eval_mode, sample_generators
+from .base import Key, Param, TrainedDetector, eval_mode, sample_generators
 from .heatmap import TRAINING
 from .masking import KINDS, apply_mask, draw_masks, shuffle_patches
 
@@ -82,6 +82,14 @@ def training_masks(g: torch.Generator, x: Tensor, T: Mapping[str, Any]) -> Tenso
     """RandomErasing masks at the training scale (official (0.1, 0.33)), one per image, from ``g``."""
     return draw_masks([g] * len(x), x.shape[-2], x.shape[-1], "erase", (T["scale_min"], T["scale_max"]),
                       (T["ratio_min"], T["ratio_max"])).to(x.device)
+
+
+def _val_batches(val: Dataset, batch_size: int):
+    """``(x, y, keys)`` over ID validation in order, keys ``("val", index)`` as the pipeline's."""
+    offset = 0
+    for x, y in make_loader(val, batch_size, shuffle=False):
+        yield x, y, [("val", offset + i) for i in range(len(x))]
+        offset += len(x)
 
 
 def oracle_labels(seed: int, num_classes: int):
@@ -186,15 +194,19 @@ class _PairTask(Task):
         bce = F.binary_cross_entropy_with_logits
         return bce(lc, torch.zeros_like(lc)) + bce(lm, torch.ones_like(lm)), lc, lm
 
+    @staticmethod
+    def _logs(loss: Tensor, consistent: Tensor, mismatched: Tensor) -> dict[str, float]:
+        """The loss and the accuracy over both kinds of pairs (logit < 0: consistent)."""
+        return {"pair": loss.item(), "acc": ((consistent < 0).float().mean() + (mismatched > 0).float().mean()).item() / 2}
+
     def training_step(self, batch: Any, step: Any) -> dict[str, float]:
         with step.autocast():
             loss, lc, lm = self._loss(batch)
         step.update(loss, "pair")
-        return {"pair": loss.item(), "acc": ((lc < 0).float().mean() + (lm > 0).float().mean()).item() / 2}
+        return self._logs(loss, lc, lm)
 
     def validation_step(self, batch: Any) -> dict[str, float]:
-        loss, lc, lm = self._loss(batch)
-        return {"pair": loss.item(), "acc": ((lc < 0).float().mean() + (lm > 0).float().mean()).item() / 2}
+        return self._logs(*self._loss(batch))
 
 
 class MoodCat(TrainedDetector):
@@ -293,30 +305,20 @@ class MoodCat(TrainedDetector):
             return labels.to(x.device)
         return self.model(x).argmax(dim=1)
 
-    @torch.no_grad()
     def synthesise(self, x: Tensor, y: Tensor | None = None, keys: Sequence[Key] | None = None) -> tuple[Tensor, Tensor]:
         """``(synthesis in [0, 1], masks)`` for images ``x`` in [0, 1] under labels ``y`` (default:
         the prediction); the first of the ``k`` masks of each sample."""
-        self._check_fitted()
-        keys = list(keys) if keys is not None else content_keys(x)
-        x = x.to(self.device)
-        with eval_mode(self.model):
-            y = self.model(x).argmax(1) if y is None else y.to(self.device)
-        s, m = self._synthesis(x, y, sample_generators(self.seed, keys), return_masks=True)
-        return ((s + 1) / 2).clamp(0, 1).cpu(), m.cpu()
+        def run(x: Tensor, keys: Sequence[Key]) -> tuple[Tensor, Tensor]:
+            labels = self.model(x).argmax(1) if y is None else y.to(x.device)
+            s, m = self._synthesis(x, labels, sample_generators(self.seed, keys), return_masks=True)
+            return ((s + 1) / 2).clamp(0, 1), m
+        return self._run(run, x, keys)
 
     # -- scores -----------------------------------------------------------------------------------
-    @torch.no_grad()
     def scores(self, x: Tensor, keys: Sequence[Key] | None = None, labels: Tensor | None = None) -> dict[str, Tensor]:
         """Every distance of :data:`DISTANCES` (``[N]`` each, averaged over the ``k`` masks) and
         ``cascade`` when calibrated; on the CPU."""
-        self._check_fitted()
-        keys = list(keys) if keys is not None else content_keys(x)
-        if len(keys) != len(x):
-            raise ValueError(f"{self.name}: got {len(keys)} keys for {len(x)} images")
-        with eval_mode(self.model):
-            out = self._distances(x.to(self.device), keys, labels)
-        return {k: v.float().cpu() for k, v in out.items()}
+        return self._run(lambda x, keys: self._distances(x, keys, labels), x, keys)
 
     def _distances(self, x01: Tensor, keys: Sequence[Key], labels: Tensor | None) -> dict[str, Tensor]:
         y = self.labels_for(x01, labels)
@@ -351,12 +353,8 @@ class MoodCat(TrainedDetector):
         stage's ``gate_tpr`` quantile (the 95 %-TPR threshold by default). Takes ``scores()`` of
         the validation images, or the validation Dataset itself."""
         if isinstance(val_scores, Dataset):
-            loader = make_loader(val_scores, batch_size, shuffle=False)
             parts: dict[str, list[Tensor]] = {}
-            offset = 0
-            for x, y in loader:
-                keys = [("val", offset + i) for i in range(len(x))]
-                offset += len(x)
+            for x, y, keys in _val_batches(val_scores, batch_size):
                 labels = y if self.hparams["labels"] == "oracle" else None  # oracle: ground truth for ID
                 for k, v in self.scores(x, keys, labels=labels).items():
                     parts.setdefault(k, []).append(v)
@@ -380,12 +378,8 @@ class MoodCat(TrainedDetector):
 
         self._check_fitted()
         agree, cons, mism = [], [], []
-        loader = make_loader(Subset(val, range(min(n, len(val)))), batch_size, shuffle=False)
-        offset = 0
         with eval_mode(self.model):
-            for x, _ in loader:
-                keys = [("val", offset + i) for i in range(len(x))]
-                offset += len(x)
+            for x, _, keys in _val_batches(Subset(val, range(min(n, len(val)))), batch_size):
                 x = x.to(self.device)
                 y = self.model(x).argmax(1)
                 offsets = [torch.randint(1, self.num_classes, (), generator=g)
@@ -398,7 +392,7 @@ class MoodCat(TrainedDetector):
                 mism.append(self.networks["pair"](x * 2 - 1, s_wrong, wrong))
         return {"label_agreement": torch.cat(agree).float().mean().item(),
                 "pair_auroc": float(auroc(torch.cat(cons).cpu().numpy(), torch.cat(mism).cpu().numpy())),
-                "n": offset}
+                "n": len(torch.cat(agree))}
 
     # -- training ---------------------------------------------------------------------------------
     def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:

@@ -31,6 +31,7 @@ BUDGETS = {
     "segmenter": (("segmenter",), 210),
     "Heatmap OOD": (("heatmap_train", "heatmap"), 90),
     "MoodCat": (("moodcat_train", "moodcat"), 210),
+    "DiffGuard": (("diffusion", "diffguard"), 270),
 }
 TOTAL_BUDGET, HARD_LIMIT, MEMORY_BUDGET = 20 * 60, 30 * 60, 6 * 2**30
 

@@ -3,6 +3,7 @@ throughput, and scoring cost as a ratio to one classifier forward pass on the sa
 
     .venv/bin/python benchmarks/trained.py heatmap             # needs models/fmnist6/classifier.pt (dvc repro classifier)
     .venv/bin/python benchmarks/trained.py moodcat --no-train  # score models/fmnist6/moodcat.pt instead of training
+    .venv/bin/python benchmarks/trained.py diffguard --no-train --batch-size 100  # models/fmnist6/diffusion.pt
 
 Uses params.yaml's `<method>` section and the embedded benchmark; prints figures, asserts nothing.
 """
@@ -49,10 +50,14 @@ def main() -> int:
     outliers = load_outliers(H["train"]["outliers"], seed=P["seed"]) if needs_outliers else None
     print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training images"
           + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
+    cls = ood.detectors.TRAINED[args.method]
+    scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)
     if args.no_train:
-        det = ood.detectors.load(ROOT / "models" / name / f"{args.method}.pt", model=clf, **H["score"])
+        from ood.score import CHECKPOINT
+
+        det = ood.detectors.load(ROOT / "models" / name / f"{CHECKPOINT.get(args.method, args.method)}.pt", model=clf, **scoring)
     else:
-        det = ood.detectors.build(args.method, model=clf, train={**H["train"], "device": "cpu"}, seed=P["seed"], **H["score"])
+        det = ood.detectors.build(args.method, model=clf, train={**H["train"], "device": "cpu"}, seed=P["seed"], **scoring)
         start = time.perf_counter()
         det.fit(bench.train, val=bench.val, outliers=outliers, progress=False)
         print(f"training: {time.perf_counter() - start:.1f} s (everything fit() does: every network and phase, "
@@ -66,6 +71,9 @@ def main() -> int:
     score = best_of(lambda: det.score(x))
     print(f"scoring: {batch / score:,.0f} images/s (batch {batch}); classifier forward: {batch / forward:,.0f} images/s")
     print(f"cost ratio ({args.method} score / classifier forward): {score / forward:.2f}")
+    if hasattr(det, "network_evaluations"):
+        evals = det.network_evaluations()
+        print("network evaluations per image: " + ", ".join(f"{k} {v}" for k, v in evals.items()))
     return 0
 
 

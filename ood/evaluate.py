@@ -14,12 +14,14 @@ and of every evaluated set are extracted once and shared. Detectors that need in
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from . import detectors as D
@@ -27,6 +29,7 @@ from .train import make_loader, predict
 
 ID_SET = "id"
 VAL_SET = "val"  # ID validation rows: combinations are fitted on them; they never enter metrics
+SCORE_COLUMNS = ["benchmark", "detector", "set", "index", "score", "is_ood"]
 
 
 def _shares_features(detector: D.Detector) -> bool:
@@ -37,10 +40,43 @@ def _sets(benchmark: Any) -> dict[str, Dataset]:
     return {VAL_SET: benchmark.val, ID_SET: benchmark.test, **benchmark.ood}
 
 
-def _rows(benchmark: str, detector: str, set_name: str, scores: torch.Tensor) -> pd.DataFrame:
+def _rows(benchmark: str, detector: str, set_name: str, scores: torch.Tensor,
+          index: Sequence[int] | None = None) -> pd.DataFrame:
     return pd.DataFrame({"benchmark": benchmark, "detector": detector, "set": set_name,
-                         "index": range(len(scores)), "score": scores.numpy(),
+                         "index": range(len(scores)) if index is None else index, "score": scores.numpy(),
                          "is_ood": set_name not in (ID_SET, VAL_SET)})
+
+
+def subset_indices(n: int, size: int | None, seed: int, set_name: str) -> list[int]:
+    """The seeded evaluation subset of a set of ``n`` images: ``size`` indices drawn without
+    replacement from a stream keyed on ``(seed, set name)``, ascending (all when ``size`` is None
+    or not smaller than ``n``). The same for every detector, so comparisons pair by index."""
+    if size is None or size >= n:
+        return list(range(n))
+    rng = np.random.default_rng([int(seed), zlib.crc32(f"subset/{set_name}".encode())])
+    return sorted(rng.choice(n, size=size, replace=False).tolist())
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) under torch.distributed, else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _gather(frame: pd.DataFrame, costs: dict[str, float]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every process's rows and timings, merged on every process (a no-op in one process)."""
+    import torch.distributed as dist
+
+    if shard()[1] == 1:
+        return frame, costs
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (frame, costs))
+    merged = pd.concat([p[0] for p in parts], ignore_index=True)
+    # Wall time is the slowest shard's; the forward-pass reference is summed like the work.
+    return merged, {"score_s": max(p[1]["score_s"] for p in parts), "forward_s": sum(p[1]["forward_s"] for p in parts)}
 
 
 def score_posthoc(model: nn.Module, benchmark: Any, names: list[str], params: Mapping[str, Any],
@@ -86,7 +122,8 @@ def score_posthoc(model: nn.Module, benchmark: Any, names: list[str], params: Ma
 def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 512, fit_s: float = 0.0,
                    variants: Callable[..., dict[str, torch.Tensor]] | None = None,
                    labels: Callable[[str, torch.Tensor, list], torch.Tensor] | None = None,
-                   sets: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   sets: Sequence[str] | None = None, subset: int | None = None,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score one fitted detector on ID validation, ID test and every OOD set, each image with its
     key ``(set, index)`` (per-sample randomness); same outputs as :func:`score_posthoc`. The cost
     ratio is measured against a plain classifier forward pass over the same batches.
@@ -94,15 +131,25 @@ def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 51
     ``variants(x, keys=..., labels=...)``: several named scores from one pass (e.g.
     ``MoodCat.scores``), written as detectors ``<name>[<variant>]``, instead of ``detector.score``.
     ``labels(set, y, keys)``: conditioning labels passed to ``variants`` (MoodCat's oracle mode).
-    ``sets``: only these sets (default: ID validation, ID test and every OOD set)."""
+    ``sets``: only these sets (default: ID validation, ID test and every OOD set).
+    ``subset``: score only a seeded subset of this many images per set (:func:`subset_indices`);
+    rows keep the images' indices in the full set, so other detectors pair with them.
+
+    Under ``torch.distributed`` (``torchrun``) each process scores every ``world``-th image of each
+    set and the rows are merged on every process, sorted by (detector, set, index): the same table
+    a single process writes, since every random draw depends on the image's key only."""
+    rank, world = shard()
     frames, score_s, forward_s = [], 0.0, 0.0
     chosen = {k: v for k, v in _sets(benchmark).items() if sets is None or k in sets}
-    for set_name, ds in tqdm(chosen.items(), desc=f"{benchmark.name}: {detector.name}"):
+    for set_name, ds in tqdm(chosen.items(), desc=f"{benchmark.name}: {detector.name}", disable=rank != 0):
+        index = subset_indices(len(ds), subset, seed, set_name)[rank::world]
+        if not index:
+            continue
         parts: dict[str, list[torch.Tensor]] = {}
-        index = 0
-        for x, y in make_loader(ds, batch_size, shuffle=False):
-            keys = [(set_name, index + i) for i in range(len(x))]
-            index += len(x)
+        done = 0
+        for x, y in make_loader(Subset(ds, index), batch_size, shuffle=False):
+            keys = [(set_name, i) for i in index[done:done + len(x)]]
+            done += len(x)
             start = time.perf_counter()
             if variants is None:
                 out = {detector.name: detector.score(x, keys=keys)}
@@ -116,7 +163,15 @@ def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 51
             with torch.no_grad():
                 detector.model(x.to(detector.device))
             forward_s += time.perf_counter() - start
-        frames += [_rows(benchmark.name, name, set_name, torch.cat(v)) for name, v in parts.items()]
-    costs = pd.DataFrame([{"detector": detector.name, "fit_s": fit_s, "score_s": score_s,
-                           "cost_vs_forward": score_s / max(forward_s, 1e-12)}])
-    return pd.concat(frames, ignore_index=True), costs
+        frames += [_rows(benchmark.name, name, set_name, torch.cat(v), index) for name, v in parts.items()]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
+    frame, t = _gather(frame, {"score_s": score_s, "forward_s": forward_s})
+    order = {name: i for i, name in enumerate(frame["detector"].drop_duplicates())}
+    set_order = {name: i for i, name in enumerate(chosen)}
+    frame = (frame.assign(_d=frame["detector"].map(order), _s=frame["set"].map(set_order))
+             .sort_values(["_d", "_s", "index"], kind="stable").drop(columns=["_d", "_s"]).reset_index(drop=True))
+    costs = pd.DataFrame([{"detector": detector.name, "fit_s": fit_s, "score_s": t["score_s"],
+                           "cost_vs_forward": t["score_s"] * world / max(t["forward_s"], 1e-12),
+                           "images": int(frame.groupby("detector").size().max()) if len(frame) else 0,
+                           "processes": world}])
+    return frame, costs

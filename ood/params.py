@@ -214,13 +214,28 @@ def _combination(known: tuple[str, ...]) -> Checker:
     return check
 
 
+RULES = ("zmean", "zmax", "trust")
+
+
+def _rule_map(methods: tuple[str, ...]) -> Checker:
+    """``{method: rule}``: the rule of every combination whose first part is ``method``."""
+    def check(v: Any) -> str | None:
+        if not isinstance(v, dict):
+            return f"must be a mapping method: rule, got {v!r}"
+        for k, r in v.items():
+            if k not in methods or r not in RULES:
+                return f"entry {k}: {r!r} must map one of {', '.join(methods)} to one of {', '.join(RULES)}"
+        return None
+    return check
+
+
 def schema() -> dict[str, Any]:
     from .detectors import POSTHOC, TRAINED
 
-    trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, cls.params)}
+    trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, {**cls.params, **cls.eval_params})}
                for name, cls in TRAINED.items()}
     combine = {"names": unique_list(_combination((*POSTHOC, *TRAINED)), min_len=0),
-               "rule": choice("zmean", "zmax")}
+               "rule": choice(*RULES), "rules": _rule_map(tuple(TRAINED)), "band": pair(0.0, 1.0, whole=False)}
     return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True),
             **trained, "combine": combine}
 

@@ -38,7 +38,7 @@ from . import metrics as M
 from . import params as P
 from .evaluate import ID_SET, VAL_SET
 
-__all__ = ["combine", "fit_standardiser", "metrics_json", "run"]
+__all__ = ["combine", "comparison_pairs", "fit_standardiser", "metrics_json", "paired_differences", "run"]
 
 
 def fit_standardiser(scores: pd.DataFrame, detector: str) -> tuple[float, float]:
@@ -50,22 +50,77 @@ def fit_standardiser(scores: pd.DataFrame, detector: str) -> tuple[float, float]
     return float(val.mean()), (std if std > 0 else 1.0)
 
 
-def combine(scores: pd.DataFrame, name: str, rule: str = "zmean") -> pd.DataFrame:
-    """Scores of the combination ``name = "a+b"``: z-scores on ID validation, then ``rule``."""
+def combine(scores: pd.DataFrame, name: str, rule: str = "zmean", band: Sequence[float] = (0.5, 0.95)) -> pd.DataFrame:
+    """Scores of the combination ``name = "a+b"``, on the images both parts scored (a part scored
+    on a seeded subset restricts the other to it): z-scores on ID validation, then ``rule``.
+
+    ``zmean``/``zmax``: the mean / larger of the two z-scores. ``trust`` (DiffGuard's "trust the
+    baseline where it is confident, DiffGuard on the hard cases"): ``b`` decides where its score
+    lies outside the ``band`` of quantiles of its own ID validation scores (below: confidently ID,
+    ranked lowest; above: confidently OOD, ranked highest, each by ``b``), ``a`` ranks the images
+    in between. Monotone maps (arctan) keep the three tiers apart: (-2, -1), (-1/2, 1/2), (1, 2)."""
     a, b = name.split("+")
-    z = {}
+    z, val = {}, {}
     for det in (a, b):
         mean, std = fit_standardiser(scores, det)
         rows = scores[scores["detector"] == det].set_index(["set", "index"])
         z[det] = (rows["score"] - mean) / std
-    if not z[a].index.equals(z[b].index):
-        missing = z[a].index.symmetric_difference(z[b].index)
-        raise ValueError(f"combine {name}: {a} and {b} scored different samples, e.g. {list(missing[:3])}")
-    both = pd.concat([z[a], z[b]], axis=1)
-    value = both.mean(axis=1) if rule == "zmean" else both.max(axis=1)
-    ref = scores[scores["detector"] == a].set_index(["set", "index"])
-    out = ref.assign(score=value.loc[ref.index].to_numpy(), detector=name).reset_index()
+        val[det] = z[det].loc[VAL_SET] if VAL_SET in z[det].index.get_level_values(0) else z[det].iloc[:0]
+    common = z[a].index.intersection(z[b].index)
+    if len(common) == 0:
+        raise ValueError(f"combine {name}: {a} and {b} scored no image in common")
+    za, zb = z[a].loc[common], z[b].loc[common]
+    if rule == "zmean":
+        value = (za + zb) / 2
+    elif rule == "zmax":
+        value = np.maximum(za, zb)
+    elif rule == "trust":
+        lo, hi = np.quantile(val[b].to_numpy(np.float64), band)
+        tier = np.where(zb > hi, 1.5, np.where(zb < lo, -1.5, 0.0))
+        value = pd.Series(np.where(tier == 0, np.arctan(za) / np.pi, tier + np.arctan(zb) / np.pi), index=common)
+    else:
+        raise ValueError(f"combine {name}: unknown rule {rule!r}")
+    ref = scores[scores["detector"] == a].set_index(["set", "index"]).loc[common]
+    out = ref.assign(score=value.to_numpy(), detector=name).reset_index()
     return out[scores.columns]
+
+
+def paired_differences(scores: pd.DataFrame, pairs: Sequence[tuple[str, str]], groups: Mapping[str, Sequence[str]],
+                       *, metric: str = "auroc", n_boot: int = 200, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """``metric(a) − metric(b)`` for each pair, on the test images both scored (paired by
+    ``(set, index)``), with a percentile bootstrap interval of the difference: both detectors are
+    resampled with the same draws (:func:`ood.metrics.bootstrap_samples`). One row per OOD set and
+    group: ``a, b, set, metric, a_value, b_value, diff, lo, hi, n_id, n_ood``."""
+    rows = []
+    test = scores[scores["set"] != VAL_SET]
+    for a, b in pairs:
+        sa = test[test["detector"] == a].set_index(["set", "index"])["score"]
+        sb = test[test["detector"] == b].set_index(["set", "index"])["score"]
+        common = sa.index.intersection(sb.index).sort_values()
+        sa, sb = sa.loc[common], sb.loc[common]
+        sets = [s for s in common.get_level_values(0).unique() if s != ID_SET]
+        reps, values = {}, {}
+        for det, sc in ((a, sa), (b, sb)):
+            ood = {s: sc.loc[s].to_numpy(np.float64) for s in sets}
+            reps[det] = M.bootstrap_samples(sc.loc[ID_SET].to_numpy(np.float64), ood, n_boot=n_boot, seed=seed)
+            values[det] = {s: M.image_metrics(sc.loc[ID_SET].to_numpy(np.float64), ood[s])[metric] for s in sets}
+        n_id = int((common.get_level_values(0) == ID_SET).sum())
+        targets = [(s, [s]) for s in sets] + [(g, list(m)) for g, m in groups.items() if m and all(s in sets for s in m)]
+        for target, members in targets:
+            va, vb = (float(np.mean([values[d][s] for s in members])) for d in (a, b))
+            diff = np.mean([reps[a][s][metric] - reps[b][s][metric] for s in members], axis=0)
+            n_ood = int(sum((common.get_level_values(0) == s).sum() for s in members))
+            rows.append((a, b, target, metric, va, vb, va - vb, *M.percentile_interval(diff, level), n_id, n_ood))
+    return pd.DataFrame(rows, columns=["a", "b", "set", "metric", "a_value", "b_value", "diff", "lo", "hi", "n_id", "n_ood"])
+
+
+def comparison_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """What the combinations claim: each ``a+b`` against ``b`` alone, and ``a`` alone against ``b``."""
+    pairs = []
+    for name in names:
+        a, b = name.split("+")
+        pairs += [p for p in ((name, b), (a, b)) if p not in pairs]
+    return pairs
 
 
 def image_scores(root: Path, benchmark: str) -> pd.DataFrame:
@@ -104,13 +159,17 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     groups = json.loads((reports / name / "data.json").read_text())["groups"]
 
     scores = image_scores(root, name)
-    combos = [combine(scores, c, C["rule"]) for c in C["names"]]
+    rule_of = lambda c: C["rules"].get(c.split("+")[0], C["rule"])  # noqa: E731
+    combos = [combine(scores, c, rule_of(c), C["band"]) for c in C["names"]]
     combined = pd.concat(combos, ignore_index=True) if combos else scores.iloc[:0]
     combined.to_csv(reports / "scores" / name / "combine.csv", index=False)
     evaluated = pd.concat([scores, combined], ignore_index=True)
     evaluated = evaluated[evaluated["set"] != VAL_SET]
     summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"])
     summary.to_csv(reports / name / "summary.csv", index=False)
+    paired = paired_differences(evaluated, comparison_pairs(C["names"]), groups, n_boot=E["bootstrap"],
+                                level=E["ci_level"], seed=params["seed"])
+    paired.to_csv(reports / name / "paired.csv", index=False)
 
     def dense_summary(bench: str) -> pd.DataFrame:
         parts = sorted((reports / bench).glob("*_summary.csv"))

@@ -56,7 +56,7 @@ def test_committed_params_are_valid() -> None:
     ({"heatmap__train__device": "gpu"}, "heatmap.train.device: must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     ({"heatmap__train__epochs": 0}, "heatmap.train.epochs: must be a int in [1, 10000], got 0"),
     ({"combine__names": ["heatmap+gram"]}, "combine.names: item 'heatmap+gram': must be 'a+b' with two different detectors"),
-    ({"combine__rule": "sum"}, "combine.rule: must be one of 'zmean', 'zmax'; got 'sum'"),
+    ({"combine__rule": "sum"}, "combine.rule: must be one of 'zmean', 'zmax', 'trust'; got 'sum'"),
     ({"classifier__epoch": 3}, "classifier.epoch: unknown key (did you mean classifier.epochs?)"),
     ({"evaluate__bootstrap": KeyError}, "evaluate.bootstrap: missing"),
 ])

@@ -53,6 +53,8 @@ def study(tmp_path_factory) -> Path:
     params["heatmap"]["train"].update(epochs=1, width=16, code=16, outliers=60)
     params["moodcat"]["train"].update(epochs=1, pair_epochs=1, batch_size=32, nz=8, ndf=8, g_ch=8, d_ch=8, shared_dim=8,
                                       pair_ch=8)
+    params["diffguard"]["train"].update(epochs=1, batch_size=32, widths="8,16,16", attention=False)
+    params["diffguard"]["score"].update(steps=4, depth=0.5, subset=20)
     params["localisation"]["n"] = 40
     params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
     params["segmenter"].update(epochs=1, batch_size=16)
@@ -73,7 +75,8 @@ def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) ->
     assert set(metrics) == {"fmnist6", "scenes", "fmnist6_loc"}
     entry = metrics["fmnist6"]
     assert 0.0 <= entry["model"]["accuracy"] <= 1.0
-    assert list(entry["detectors"]) == [*params["detectors"]["names"], "heatmap", "moodcat", *params["combine"]["names"]]
+    assert list(entry["detectors"]) == [*params["detectors"]["names"], "diffguard", "heatmap", "moodcat",
+                                      *params["combine"]["names"]]
     sets = {"shirt", "sneaker", "bag", "ankle_boot", "digits", "natural", "noise", "near", "far"}
     for det, per_set in entry["detectors"].items():
         assert set(per_set) == sets, det
@@ -158,6 +161,8 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
     assert (study / "models" / "fmnist6" / "classifier.pt").exists()
     assert (study / "models" / "fmnist6" / "heatmap.pt").exists()
     assert (study / "models" / "fmnist6" / "moodcat.pt").exists()
+    assert (study / "models" / "fmnist6" / "diffusion.pt").exists()
+    assert "DiffGuard: reconstructions and ablations" in html and "Paired comparisons" in html
     assert "MoodCat: syntheses and ablations" in html and "never a result" in html
     assert (study / "models" / "scenes" / "segmenter.pt").exists()
 
@@ -176,21 +181,26 @@ def _ran(out: str) -> set[str]:
 
 
 def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: Path) -> None:
-    # Two trained methods' scoring parameters at once (one experiment, to keep the suite short):
-    # each method re-scores, neither retrains, nothing else runs.
-    out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max", "-S", "moodcat.score.k=2"], study).stdout
-    assert _ran(out) == {"heatmap", "moodcat", "summarize", "report"}, out[-3000:]
+    # Three trained methods' scoring parameters and a post-hoc one at once (one experiment, to keep
+    # the suite short): each scoring stage re-runs, nothing retrains, nothing else runs. DiffGuard
+    # re-scores with two torchrun (gloo) processes, which must write exactly the scores one process wrote.
+    scores = study / "reports" / "scores" / "fmnist6" / "diffguard.csv"
+    single = pd.read_csv(scores)
+    out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max", "-S", "moodcat.score.k=2",
+               "-S", "diffguard.score.processes=2", "-S", "detectors.knn.k=3"], study).stdout
+    assert _ran(out) == {"heatmap", "moodcat", "diffguard", "posthoc", "summarize", "report"}, out[-3000:]
     params = yaml.safe_load((study / "params.yaml").read_text())
     assert params["heatmap"]["score"]["reduce"] == "max" and params["moodcat"]["score"]["k"] == 2
-    out = run(["dvc", "exp", "run", "-S", "detectors.knn.k=3"], study).stdout
-    assert _ran(out) == {"posthoc", "summarize", "report"}, out[-3000:]
+    sharded = pd.read_csv(scores)
+    pd.testing.assert_frame_equal(sharded.drop(columns="score"), single.drop(columns="score"))
+    assert (sharded["score"] - single["score"]).abs().max() < 1e-4
 
 
 def test_scoring_parameters_are_read_by_their_scoring_stage_only() -> None:
     """What each -S above could trigger, per parameter: a method's `score` section is a dependency
     of its scoring stage alone (and summarize/report never read it)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for method in ("heatmap", "moodcat"):
+    for method in ("heatmap", "moodcat", "diffguard"):
         readers = {name for name, spec in stages.items()
                    if any(p in (method, f"{method}.score") for p in spec.get("params", []))}
         assert readers == {method}, (method, readers)

@@ -9,7 +9,7 @@
 
 Post-hoc names (:data:`POSTHOC`): ``msp``, ``maxlogit``, ``energy``, ``odin``, ``mahalanobis``,
 ``knn``, ``vim``, ``react``; their defaults and sources: :data:`DEFAULTS`. Detectors that train
-networks of their own (:data:`TRAINED`): ``heatmap``, ``moodcat``. They take their training parameters as
+networks of their own (:data:`TRAINED`): ``heatmap``, ``moodcat``, ``diffguard``. They take their training parameters as
 ``build(name, model=..., train={...})``, train with ``fit(train, val=..., outliers=...)``, write
 one checkpoint with ``save(path)`` and come back with :func:`load`::
 
@@ -31,6 +31,7 @@ import torch
 from .base import (DenseDetector, Detector, NotFittedError, Param, TrainedDetector, eval_mode, extract_features,
                    model_device)
 from .dense import DENSE_REGISTRY
+from .diffguard import DiffGuard
 from .heatmap import HeatmapOOD
 from .moodcat import MoodCat
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
@@ -40,7 +41,7 @@ POSTHOC: dict[str, type[Detector]] = {
     cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)
 }
 #: detectors that train networks of their own
-TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat)}
+TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat, DiffGuard)}
 #: every image detector :func:`build` accepts
 REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
 
@@ -87,6 +88,7 @@ def load(path: str | os.PathLike, model: nn.Module, **params: Any) -> TrainedDet
 
 __all__ = [
     "DEFAULTS",
+    "DiffGuard",
     "DENSE_NAMES",
     "DENSE_REGISTRY",
     "NAMES",

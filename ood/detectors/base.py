@@ -271,6 +271,9 @@ class Detector(abc.ABC):
             raise TypeError(f"{self.name}: model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self.hparams: dict[str, Any] = self.validate_params(params)
+        shadowed = [k for k in self.hparams if hasattr(type(self), k)]
+        if shadowed:  # a parameter called e.g. `score` would hide the method of that name
+            raise TypeError(f"{self.name}: parameter name(s) {shadowed} shadow attributes of {type(self).__name__}")
         for key, value in self.hparams.items():
             setattr(self, key, value)
         self.fitted = False
@@ -381,6 +384,9 @@ class TrainedDetector(Detector):
 
     requires_fit: ClassVar[bool] = True
     train_params: ClassVar[dict[str, Param]] = {}
+    # Keys of the params.yaml ``score`` section that steer the evaluation, not the detector (e.g.
+    # DiffGuard's seeded evaluation subset); :meth:`split_score` separates them.
+    eval_params: ClassVar[dict[str, Param]] = {}
     needs_outliers: ClassVar[bool] = False  # True where training needs an auxiliary outlier set
 
     def __init__(self, model: nn.Module, *, train: Mapping[str, Any] | None = None, seed: int = 0, **params: Any):
@@ -391,6 +397,13 @@ class TrainedDetector(Detector):
         self.configs: dict[str, dict[str, Any]] = {}
         self.state: dict[str, Tensor] = {}  # fitted tensors that are not network weights
         self.history: list[dict[str, float]] = []
+
+    @classmethod
+    def split_score(cls, section: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A params.yaml ``score`` section -> (the detector's parameters, the evaluation's, validated)."""
+        evaluation = {k: v for k, v in section.items() if k in cls.eval_params}
+        return ({k: v for k, v in section.items() if k not in cls.eval_params},
+                cls.validate_params(evaluation, cls.eval_params))
 
     def fit(self, train: Any, *, val: Any = None, outliers: Any = None, checkpoint: Any = None,
             progress: bool = True) -> "TrainedDetector":

@@ -229,6 +229,10 @@ class MoodCat(TrainedDetector):
         "labels": Param("predicted", str, choices=LABEL_MODES),  # oracle = the released evaluation's defect (ablation)
         "gate_tpr": Param(0.95, float, 0.0, 1.0, low_open=True, high_open=True),  # cascade gate: TPR on ID validation
     }
+    eval_params: ClassVar[dict[str, Param]] = {
+        # Images per set scored with the released evaluation's oracle labels (an ablation; None = all).
+        "oracle_subset": Param(1000, int, 1, 10**9, optional=True),
+    }
     train_params: ClassVar[dict[str, Param]] = {
         "epochs": Param(200, int, 1, 100_000),
         "batch_size": Param(64, int, 2, 65_536),

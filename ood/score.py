@@ -1,0 +1,131 @@
+"""Score a trained detector over the benchmark into its scores files, in one process or sharded
+over several (``torch.distributed``), with identical results.
+
+``python -m ood.score diffguard`` scores with the parameters of params.yaml (``diffguard.score``)
+and writes ``reports/scores/<benchmark>/diffguard.csv`` (the headline), the other scores to
+``reports/scores/<benchmark>/ablations/diffguard.csv`` and the cost to
+``reports/<benchmark>/diffguard_costs.csv``. The scoring stage calls :func:`run`, which starts
+``processes`` workers with torchrun when that parameter is above 1. On several machines, start the
+workers yourself on each (the files are written by rank 0)::
+
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m ood.score diffguard
+
+Each process scores every ``world``-th image of each set on its own GPU (``cuda:LOCAL_RANK``; gloo
+on CPUs); random draws depend on an image's key only, so the merged file equals a one-process run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+
+from . import params as Pm
+
+__all__ = ["run", "score", "main"]
+
+#: checkpoint (models/<benchmark>/<name>.pt) and training report (reports/<benchmark>/<name>.json)
+#: of methods whose training stage is not ``<method>_train``
+CHECKPOINT = {"diffguard": "diffusion"}
+TRAINING_STAGE = {"diffguard": "diffusion"}
+
+
+def _device(spec: str) -> torch.device:
+    from .train import resolve_device
+
+    dev = resolve_device(spec)
+    if dev.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return dev
+
+
+def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Score ``name``'s trained checkpoint; on rank 0 write the three files and return the rows
+    (headline and variants) and the cost table; other ranks return ``None``."""
+    import ood.data
+    import ood.detectors
+    import ood.evaluate
+    import ood.models
+
+    E, bench_name = P["evaluate"], P["benchmark"]["name"]
+    cls = ood.detectors.TRAINED[name]
+    det_params, evaluation = cls.split_score(P[name]["score"])
+    bench = ood.data.load_benchmark(**Pm.benchmark_args(P))
+    model = ood.models.load(root / "models" / bench_name / "classifier.pt", map_location=_device(E["device"]))
+    stem = TRAINING_STAGE.get(name, f"{name}_train")
+    detector = ood.detectors.load(root / "models" / bench_name / f"{CHECKPOINT.get(name, name)}.pt", model=model, **det_params)
+    train_json = root / "reports" / bench_name / f"{stem}.json"
+    fit_s = json.loads(train_json.read_text())["fit_s"] if train_json.exists() else 0.0
+    rows, costs = ood.evaluate.score_detector(detector, bench, batch_size=E["batch_size"], fit_s=fit_s,
+                                              variants=detector.scores, subset=evaluation.get("subset"),
+                                              seed=P["seed"])
+    if ood.evaluate.shard()[0] != 0:
+        return None
+    headline = rows[rows["detector"] == f"{name}[{detector.hparams[cls.headline]}]"].assign(detector=name)
+    scores = root / "reports" / "scores" / bench_name
+    (scores / "ablations").mkdir(parents=True, exist_ok=True)
+    _write_csv(headline, scores / f"{name}.csv")
+    _write_csv(rows, scores / "ablations" / f"{name}.csv")
+    _write_csv(costs, root / "reports" / bench_name / f"{name}_costs.csv")
+    return pd.concat([headline, rows], ignore_index=True), costs
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score in this process, or in ``processes`` torchrun workers; returns what was written."""
+    if processes > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "ood.score", name]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=root, check=True)
+        bench_name, scores = P["benchmark"]["name"], root / "reports" / "scores" / P["benchmark"]["name"]
+        rows = pd.concat([pd.read_csv(scores / f"{name}.csv"), pd.read_csv(scores / "ablations" / f"{name}.csv")],
+                         ignore_index=True)
+        return rows, pd.read_csv(root / "reports" / bench_name / f"{name}_costs.csv")
+    out = score(name, P, root)
+    assert out is not None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch.distributed as dist
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m ood.score METHOD   (e.g. diffguard; under torchrun: sharded)", file=sys.stderr)
+        return 2
+    try:
+        P = Pm.load()
+    except Pm.ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group(backend)
+    start = time.perf_counter()
+    try:
+        score(args[0], P, Pm.project_root())
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+    print(f"{args[0]}: scored in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -38,7 +38,11 @@ TOTAL_BUDGET, HARD_LIMIT, MEMORY_BUDGET = 20 * 60, 30 * 60, 6 * 2**30
 
 def tree_rss(proc: psutil.Process) -> int:
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # a process of the tree ended while it was listed: count this sample's survivors next time
+        return 0
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:

@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ..models.diffusion import Diffusion, class_conditional_unet, config_of, ddpm_alphas_cumprod, from_pretrained
 from ..models.gradcam import grad_cam
@@ -130,6 +130,7 @@ class DiffGuard(TrainedDetector):
     train_params: ClassVar[dict[str, Param]] = {
         "pretrained": Param("", str),                      # diffusers hub id or local folder; empty = train on ID data
         "epochs": Param(100, int, 1, 100_000),
+        "images": Param(None, int, 1, 10**9, optional=True),  # a seeded subset of the ID training images (None = all)
         "batch_size": Param(128, int, 2, 65_536),
         "lr": Param(2e-4, float, 0.0, 1.0, low_open=True),  # DDPM (Ho et al. 2020) CIFAR-10 lr 2e-4
         "p_uncond": Param(0.1, float, 0.0, 1.0, high_open=True),  # Ho & Salimans 2022: 0.1-0.2
@@ -180,6 +181,9 @@ class DiffGuard(TrainedDetector):
             self.diffusion.to(self.device).eval()
             return
         x0 = train[0][0]
+        if T["images"] is not None and T["images"] < len(train):  # the CPU budget: fewer steps per epoch
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+            train = Subset(train, sorted(order[:T["images"]].tolist()))
         torch.manual_seed(self.seed)
         unet = class_conditional_unet(self.num_classes, x0.shape[0], x0.shape[-1],
                                       tuple(int(v) for v in T["widths"].split(",")), T["layers"], T["attention"])

@@ -53,9 +53,9 @@ def main() -> int:
     cls = ood.detectors.TRAINED[args.method]
     scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)
     if args.no_train:
-        from ood.score import CHECKPOINT
+        from ood.score import checkpoint
 
-        det = ood.detectors.load(ROOT / "models" / name / f"{CHECKPOINT.get(args.method, args.method)}.pt", model=clf, **scoring)
+        det = ood.detectors.load(checkpoint(ROOT, name, args.method), model=clf, **scoring)
     else:
         det = ood.detectors.build(args.method, model=clf, train={**H["train"], "device": "cpu"}, seed=P["seed"], **scoring)
         start = time.perf_counter()

@@ -28,13 +28,18 @@ import pandas as pd
 import torch
 
 from . import params as Pm
+from .summarize import atomic_write
 
-__all__ = ["run", "score", "main"]
+__all__ = ["TRAINING_STAGE", "checkpoint", "run", "score", "main"]
 
-#: checkpoint (models/<benchmark>/<name>.pt) and training report (reports/<benchmark>/<name>.json)
-#: of methods whose training stage is not ``<method>_train``
-CHECKPOINT = {"diffguard": "diffusion"}
+#: methods trained by a stage not called ``<method>_train``; that stage's name is also the stem of
+#: their checkpoint (models/<benchmark>/<stage>.pt) and training report (reports/<benchmark>/<stage>.json)
 TRAINING_STAGE = {"diffguard": "diffusion"}
+
+
+def checkpoint(root: Path, benchmark: str, name: str) -> Path:
+    """Where the training stage of method ``name`` writes its checkpoint."""
+    return root / "models" / benchmark / f"{TRAINING_STAGE.get(name, name)}.pt"
 
 
 def _device(spec: str) -> torch.device:
@@ -59,9 +64,8 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
     det_params, evaluation = cls.split_score(P[name]["score"])
     bench = ood.data.load_benchmark(**Pm.benchmark_args(P))
     model = ood.models.load(root / "models" / bench_name / "classifier.pt", map_location=_device(E["device"]))
-    stem = TRAINING_STAGE.get(name, f"{name}_train")
-    detector = ood.detectors.load(root / "models" / bench_name / f"{CHECKPOINT.get(name, name)}.pt", model=model, **det_params)
-    train_json = root / "reports" / bench_name / f"{stem}.json"
+    detector = ood.detectors.load(checkpoint(root, bench_name, name), model=model, **det_params)
+    train_json = root / "reports" / bench_name / f"{TRAINING_STAGE.get(name, f'{name}_train')}.json"
     fit_s = json.loads(train_json.read_text())["fit_s"] if train_json.exists() else 0.0
     rows, costs = ood.evaluate.score_detector(detector, bench, batch_size=E["batch_size"], fit_s=fit_s,
                                               variants=detector.scores, subset=evaluation.get("subset"),
@@ -71,16 +75,10 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
     headline = rows[rows["detector"] == f"{name}[{detector.hparams[cls.headline]}]"].assign(detector=name)
     scores = root / "reports" / "scores" / bench_name
     (scores / "ablations").mkdir(parents=True, exist_ok=True)
-    _write_csv(headline, scores / f"{name}.csv")
-    _write_csv(rows, scores / "ablations" / f"{name}.csv")
-    _write_csv(costs, root / "reports" / bench_name / f"{name}_costs.csv")
+    for frame, path in ((headline, scores / f"{name}.csv"), (rows, scores / "ablations" / f"{name}.csv"),
+                        (costs, root / "reports" / bench_name / f"{name}_costs.csv")):
+        atomic_write(path, frame.to_csv(index=False))
     return pd.concat([headline, rows], ignore_index=True), costs
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
 
 
 def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -38,7 +38,7 @@ from . import metrics as M
 from . import params as P
 from .evaluate import ID_SET, VAL_SET
 
-__all__ = ["combine", "comparison_pairs", "fit_standardiser", "metrics_json", "paired_differences", "run"]
+__all__ = ["atomic_write", "combine", "comparison_pairs", "fit_standardiser", "metrics_json", "paired_differences", "run"]
 
 
 def fit_standardiser(scores: pd.DataFrame, detector: str) -> tuple[float, float]:
@@ -144,7 +144,8 @@ def metrics_json(entries: Mapping[str, tuple[dict[str, float], pd.DataFrame]],
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename: never half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -186,7 +187,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
                         if ablations is not None else pd.DataFrame(columns=M.SUMMARY_COLUMNS))
     ablation_summary.to_csv(reports / name / "ablations.csv", index=False)
     ablation_json = metrics_json({name: ({}, ablation_summary)}) if ablations is not None else {}
-    _atomic_write(reports / "ablations.json", json.dumps(ablation_json, indent=2) + "\n")
+    atomic_write(reports / "ablations.json", json.dumps(ablation_json, indent=2) + "\n")
 
     clf = json.loads((reports / name / "classifier.json").read_text())
     seg = json.loads((reports / dense / "segmenter.json").read_text())
@@ -195,7 +196,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
         entries[loc] = ({"accuracy": clf["accuracy"]}, dense_summary(loc))
     image_order = [*params["detectors"]["names"], *(d for d in scores["detector"].unique() if d not in params["detectors"]["names"]), *C["names"]]
     result = metrics_json(entries, {name: image_order})
-    _atomic_write(reports / "metrics.json", json.dumps(result, indent=2) + "\n")
+    atomic_write(reports / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result
 
 

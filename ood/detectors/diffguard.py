@@ -305,19 +305,28 @@ class DiffGuard(TrainedDetector):
         cam = grad_cam(self.model, x01, y, size=like.shape[-2:])
         return (cam > self.hparams["cam_cut"]).unsqueeze(1).expand_as(like)
 
+    def _reconstruct(self, x: Tensor, y: Tensor, keys: Sequence[Key]) -> tuple[Tensor, tuple]:
+        """The guided reconstruction of ``x`` (model device) under ``y``, and the inversion
+        ``(z, depth, ts)`` it started from, so callers can denoise the same latents again."""
+        ts = self.schedule()
+        with torch.no_grad():
+            z0 = self.diffusion.encode(x)
+        z, depth = self.invert(z0, ts)
+        r = self.denoise(z, depth, ts, y, self._mask(x, y, z0), sample_generators(self.seed, keys))
+        return r, (z, depth, ts)
+
     def reconstruct(self, x: Tensor, y: Tensor | None = None, keys: Sequence[Key] | None = None,
                     guided: bool = True) -> Tensor:
         """Reconstructions in [0, 1] of images ``x`` in [0, 1] under labels ``y`` (default: the
         classifier's prediction); ``guided=False``: the unguided (ε∅) reconstruction."""
         def run(x: Tensor, keys: Sequence[Key]) -> Tensor:
-            labels = self.model(x).argmax(1) if y is None else y.to(x.device)
-            ts = self.schedule()
-            with torch.no_grad():
-                z0 = self.diffusion.encode(x)
-            z, depth = self.invert(z0, ts)
             if not guided:
+                ts = self.schedule()
+                with torch.no_grad():
+                    z, depth = self.invert(self.diffusion.encode(x), ts)
                 return self.denoise(z, depth, ts, None)
-            return self.denoise(z, depth, ts, labels, self._mask(x, labels, z0), sample_generators(self.seed, keys))
+            labels = self.model(x).argmax(1) if y is None else y.to(x.device)
+            return self._reconstruct(x, labels, keys)[0]
         return self._run(run, x, keys)
 
     def invert_decoded(self, x: Tensor) -> Tensor:
@@ -362,12 +371,8 @@ class DiffGuard(TrainedDetector):
     def _scores(self, x: Tensor, keys: Sequence[Key]) -> dict[str, Tensor]:
         with torch.no_grad():
             logits = self.model(x)
-            y = logits.argmax(1)
-            z0 = self.diffusion.encode(x)
-        ts = self.schedule()
-        z, depth = self.invert(z0, ts)
-        r = self.denoise(z, depth, ts, y, self._mask(x, y, z0), sample_generators(self.seed, keys))
-        r_free = self.denoise(z, depth, ts, None)
+        r, (z, depth, ts) = self._reconstruct(x, logits.argmax(1), keys)
+        r_free = self.denoise(z, depth, ts, None)  # the same inverted latents, unguided
         with torch.no_grad():
             logits_r = self.model(r)
             return {"logit": (logits - logits_r).abs().sum(1),
@@ -383,11 +388,7 @@ class DiffGuard(TrainedDetector):
         """Share of guided reconstructions the classifier assigns the conditioning (predicted) label."""
         def run(x: Tensor, keys: Sequence[Key]) -> Tensor:
             y = self.model(x).argmax(1)
-            ts = self.schedule()
-            z0 = self.diffusion.encode(x)
-            z, depth = self.invert(z0, ts)
-            r = self.denoise(z, depth, ts, y, self._mask(x, y, z0), sample_generators(self.seed, keys))
-            return (self.model(r).argmax(1) == y).float()
+            return (self.model(self._reconstruct(x, y, keys)[0]).argmax(1) == y).float()
         return float(self._run(run, x, keys).mean())
 
 

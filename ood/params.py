@@ -230,10 +230,10 @@ def _rule_map(methods: tuple[str, ...]) -> Checker:
 
 
 def schema() -> dict[str, Any]:
-    from .detectors import POSTHOC, TRAINED
+    from .detectors import DENSE_TRAINED, POSTHOC, TRAINED
 
     trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, {**cls.params, **cls.eval_params})}
-               for name, cls in TRAINED.items()}
+               for name, cls in {**TRAINED, **DENSE_TRAINED}.items()}
     combine = {"names": unique_list(_combination((*POSTHOC, *TRAINED)), min_len=0),
                "rule": choice(*RULES), "rules": _rule_map(tuple(TRAINED)), "band": pair(0.0, 1.0, whole=False)}
     return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True),

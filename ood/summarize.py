@@ -8,7 +8,9 @@
   ``reports/<dense>/<stage>_summary.csv`` written by each dense scoring stage, which streams its
   per-pixel maps to ``reports/scores/<dense>/<stage>.npz`` (recomputing dense metrics means a
   pass over every map, so it happens once, where the maps are made);
-* the networks' quality: ``reports/<benchmark>/classifier.json``, ``reports/<dense>/segmenter.json``.
+* the networks' quality: ``reports/<benchmark>/classifier.json``, ``reports/<dense>/segmenter.json``
+  and, for a method that trains its own segmenter, ``reports/<dense>/<method>_train.json``
+  (its ``miou`` becomes ``miou_<method>`` in the benchmark's ``model`` entry, e.g. ``miou_nflowjs``).
 
 Combinations ``a+b`` (params.yaml ``combine``) are computed here from the scores files: each
 score is standardised with the mean and standard deviation of its ID *validation* scores, then
@@ -191,7 +193,13 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
 
     clf = json.loads((reports / name / "classifier.json").read_text())
     seg = json.loads((reports / dense / "segmenter.json").read_text())
-    entries = {name: ({"accuracy": clf["accuracy"]}, summary), dense: ({"miou": seg["miou"]}, dense_summary(dense))}
+    model = {"miou": seg["miou"]}
+    for trained in sorted((reports / dense).glob("*_train.json")):  # segmenters trained by a method, e.g. NFlowJS
+        method = trained.name.removesuffix("_train.json")
+        record = json.loads(trained.read_text())
+        if "miou" in record:
+            model[f"miou_{method}"] = record["miou"]
+    entries = {name: ({"accuracy": clf["accuracy"]}, summary), dense: (model, dense_summary(dense))}
     if (reports / loc).is_dir():
         entries[loc] = ({"accuracy": clf["accuracy"]}, dense_summary(loc))
     image_order = [*params["detectors"]["names"], *(d for d in scores["detector"].unique() if d not in params["detectors"]["names"]), *C["names"]]

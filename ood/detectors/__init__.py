@@ -9,7 +9,8 @@
 
 Post-hoc names (:data:`POSTHOC`): ``msp``, ``maxlogit``, ``energy``, ``odin``, ``mahalanobis``,
 ``knn``, ``vim``, ``react``; their defaults and sources: :data:`DEFAULTS`. Detectors that train
-networks of their own (:data:`TRAINED`): ``heatmap``, ``moodcat``, ``diffguard``. They take their training parameters as
+networks of their own (:data:`TRAINED`): ``heatmap``, ``moodcat``, ``diffguard``; on a segmenter
+(:data:`DENSE_TRAINED`): ``nflowjs``. They take their training parameters as
 ``build(name, model=..., train={...})``, train with ``fit(train, val=..., outliers=...)``, write
 one checkpoint with ``save(path)`` and come back with :func:`load`::
 
@@ -34,6 +35,7 @@ from .dense import DENSE_REGISTRY
 from .diffguard import DiffGuard
 from .heatmap import HeatmapOOD
 from .moodcat import MoodCat
+from .nflowjs import NFlowJS
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
 
 #: post-hoc baselines: registry name -> detector class
@@ -42,12 +44,14 @@ POSTHOC: dict[str, type[Detector]] = {
 }
 #: detectors that train networks of their own
 TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat, DiffGuard)}
+#: dense detectors that train networks of their own (on a segmenter)
+DENSE_TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (NFlowJS,)}
 #: every image detector :func:`build` accepts
 REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
 
 #: names of the post-hoc baselines, in a stable order
 NAMES: tuple[str, ...] = tuple(POSTHOC)
-#: names of the per-pixel detectors, ``build(name, model=segmenter, dense=True)``
+#: names of the per-pixel baselines, ``build(name, model=segmenter, dense=True)``
 DENSE_NAMES: tuple[str, ...] = tuple(DENSE_REGISTRY)
 
 
@@ -65,7 +69,7 @@ def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **p
     ``TypeError`` for an unknown parameter, a value of the wrong type or a missing model; every
     message names the detector, the parameter and what is allowed.
     """
-    registry = DENSE_REGISTRY if dense else REGISTRY
+    registry = {**DENSE_REGISTRY, **DENSE_TRAINED} if dense else REGISTRY
     if name not in registry:
         kind = "dense detector" if dense else "detector"
         raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(registry)}")
@@ -77,13 +81,15 @@ def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **p
 
 def load(path: str | os.PathLike, model: nn.Module, **params: Any) -> TrainedDetector:
     """Rebuild a trained detector written by ``save(path)`` on ``model`` (the classifier it was
-    trained on), on the model's device, ready to score; ``params`` override scoring parameters."""
+    trained on, or the segmenter for a dense one), on the model's device, ready to score;
+    ``params`` override scoring parameters."""
     ckpt = torch.load(path, map_location=model_device(model), weights_only=True)
     name = ckpt.get("detector") if isinstance(ckpt, dict) else None
-    if name not in TRAINED:
+    known = {**TRAINED, **DENSE_TRAINED}
+    if name not in known:
         raise ValueError(f"{path} is not a trained-detector checkpoint (detector {name!r}); "
-                         f"known: {', '.join(TRAINED)}")
-    return TRAINED[name].from_checkpoint(ckpt, model, **params)
+                         f"known: {', '.join(known)}")
+    return known[name].from_checkpoint(ckpt, model, **params)
 
 
 __all__ = [
@@ -91,6 +97,8 @@ __all__ = [
     "DiffGuard",
     "DENSE_NAMES",
     "DENSE_REGISTRY",
+    "DENSE_TRAINED",
+    "NFlowJS",
     "NAMES",
     "REGISTRY",
     "DenseDetector",

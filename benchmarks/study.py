@@ -24,7 +24,7 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-#: budget group -> (stages, seconds); DESIGN.md "Targets". Methods not built yet have no stages.
+#: budget group -> (stages, seconds); DESIGN.md "Targets".
 BUDGETS = {
     "data + classifier + post-hoc + summarize + report": (
         ("data", "classifier", "posthoc", "dense_posthoc", "summarize", "report"), 240),
@@ -32,6 +32,7 @@ BUDGETS = {
     "Heatmap OOD": (("heatmap_train", "heatmap"), 90),
     "MoodCat": (("moodcat_train", "moodcat"), 210),
     "DiffGuard": (("diffusion", "diffguard"), 270),
+    "NFlowJS": (("nflowjs_train", "nflowjs"), 180),
 }
 TOTAL_BUDGET, HARD_LIMIT, MEMORY_BUDGET = 20 * 60, 30 * 60, 6 * 2**30
 

@@ -4,6 +4,7 @@ throughput, and scoring cost as a ratio to one classifier forward pass on the sa
     .venv/bin/python benchmarks/trained.py heatmap             # needs models/fmnist6/classifier.pt (dvc repro classifier)
     .venv/bin/python benchmarks/trained.py moodcat --no-train  # score models/fmnist6/moodcat.pt instead of training
     .venv/bin/python benchmarks/trained.py diffguard --no-train --batch-size 100  # models/fmnist6/diffusion.pt
+    .venv/bin/python benchmarks/trained.py nflowjs --batch-size 32  # dense: needs models/scenes/segmenter.pt; ratio to a segmenter forward
 
 Uses params.yaml's `<method>` section and the embedded benchmark; prints figures, asserts nothing.
 """
@@ -38,26 +39,29 @@ def best_of(fn, repeats: int = 3) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("method", choices=sorted(ood.detectors.TRAINED), help="the params.yaml section to use")
+    parser.add_argument("method", choices=sorted({**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}),
+                        help="the params.yaml section to use")
     parser.add_argument("--no-train", action="store_true", help="load models/<benchmark>/<method>.pt instead of training")
     parser.add_argument("--batch-size", type=int, default=None, help="scoring batch (default: evaluate.batch_size)")
     args = parser.parse_args()
     P = ood.params.load(ROOT / "params.yaml")
-    name, H = P["benchmark"]["name"], P[args.method]
-    bench = ood.data.load_benchmark(**{**ood.params.benchmark_args(P), "root": str(ROOT / P["data"]["root"])})
-    clf = ood.models.load(ROOT / "models" / name / "classifier.pt")
-    needs_outliers = ood.detectors.TRAINED[args.method].needs_outliers
-    outliers = load_outliers(H["train"]["outliers"], seed=P["seed"]) if needs_outliers else None
-    print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training images"
+    dense = args.method in ood.detectors.DENSE_TRAINED
+    section = "dense_benchmark" if dense else "benchmark"
+    name, H = P[section]["name"], P[args.method]
+    bench = ood.data.load_benchmark(**{**ood.params.benchmark_args(P, section), "root": str(ROOT / P["data"]["root"])})
+    clf = ood.models.load(ROOT / "models" / name / ("segmenter.pt" if dense else "classifier.pt"))
+    cls = {**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}[args.method]
+    outliers = load_outliers(H["train"]["outliers"], seed=P["seed"]) if cls.needs_outliers else None
+    print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training {'scenes' if dense else 'images'}"
           + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
-    cls = ood.detectors.TRAINED[args.method]
     scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)
     if args.no_train:
         from ood.score import checkpoint
 
         det = ood.detectors.load(checkpoint(ROOT, name, args.method), model=clf, **scoring)
     else:
-        det = ood.detectors.build(args.method, model=clf, train={**H["train"], "device": "cpu"}, seed=P["seed"], **scoring)
+        det = ood.detectors.build(args.method, model=clf, dense=dense, train={**H["train"], "device": "cpu"},
+                                  seed=P["seed"], **scoring)
         start = time.perf_counter()
         det.fit(bench.train, val=bench.val, outliers=outliers, progress=False)
         print(f"training: {time.perf_counter() - start:.1f} s (everything fit() does: every network and phase, "
@@ -68,9 +72,10 @@ def main() -> int:
     x = bench.test.tensors[0][:batch]
     with torch.no_grad():
         forward = best_of(lambda: clf(x))
-    score = best_of(lambda: det.score(x))
-    print(f"scoring: {batch / score:,.0f} images/s (batch {batch}); classifier forward: {batch / forward:,.0f} images/s")
-    print(f"cost ratio ({args.method} score / classifier forward): {score / forward:.2f}")
+    score = best_of(lambda: det.score_map(x) if dense else det.score(x))
+    network = "segmenter" if dense else "classifier"
+    print(f"scoring: {batch / score:,.0f} images/s (batch {batch}); {network} forward: {batch / forward:,.0f} images/s")
+    print(f"cost ratio ({args.method} score / {network} forward): {score / forward:.2f}")
     if hasattr(det, "network_evaluations"):
         evals = det.network_evaluations()
         print("network evaluations per image: " + ", ".join(f"{k} {v}" for k, v in evals.items()))

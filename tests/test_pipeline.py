@@ -58,6 +58,8 @@ def study(tmp_path_factory) -> Path:
     params["localisation"]["n"] = 40
     params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
     params["segmenter"].update(epochs=1, batch_size=16)
+    params["nflowjs"]["train"].update(images=None, flow_images=None, batch_size=8, steps=2, hidden=8, patch_min=8,
+                                      patch_max=16)
     params["dense_evaluate"].update(gallery=2)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_fake_fashion_mnist(work / "data" / "fashion-mnist", n_train=1200, n_test=400, gz=False)
@@ -85,7 +87,8 @@ def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) ->
             assert all(0.0 <= v <= 1.0 for v in vals.values()), (det, s, vals)
     dense = metrics["scenes"]
     assert 0.0 <= dense["model"]["miou"] <= 1.0
-    assert list(dense["detectors"]) == params["dense_detectors"]["names"]
+    assert list(dense["detectors"]) == [*params["dense_detectors"]["names"], "nflowjs"]
+    assert 0.0 <= dense["model"]["miou_nflowjs"] <= 1.0
     loc = metrics["fmnist6_loc"]["detectors"]
     assert set(loc) == {"heatmap", "class_mean_diff"}
     for per_set in [*dense["detectors"].values(), *loc.values()]:
@@ -145,6 +148,10 @@ def test_dense_pixel_scores_reproduce_the_dense_metrics(study: Path) -> None:
     assert set(np.unique(label)) <= {0, 1, 255}
     ap = average_precision_score(label[valid], score[valid])
     assert ap == pytest.approx(dense["entropy"]["near"]["ap"], abs=1e-3)  # binned metric, bounded error
+    ours = ScoreMaps(study / "reports" / "scores" / "scenes" / "nflowjs.npz")  # NFlowJS writes its own store
+    assert (ours.load("near", "label") == maps.load("near", "label")).all()
+    score = ours.load("near", "nflowjs").ravel()
+    assert average_precision_score(label[valid], score[valid]) == pytest.approx(dense["nflowjs"]["near"]["ap"], abs=1e-3)
 
 
 def test_report_is_self_contained_html_without_code(study: Path) -> None:
@@ -165,6 +172,8 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
     assert "DiffGuard: reconstructions and ablations" in html and "Paired comparisons" in html
     assert "MoodCat: syntheses and ablations" in html and "never a result" in html
     assert (study / "models" / "scenes" / "segmenter.pt").exists()
+    assert (study / "models" / "scenes" / "nflowjs.pt").exists()
+    assert "NFlowJS: its segmenter and anomaly maps" in html
 
 
 def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:
@@ -181,14 +190,15 @@ def _ran(out: str) -> set[str]:
 
 
 def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: Path) -> None:
-    # Three trained methods' scoring parameters and a post-hoc one at once (one experiment, to keep
+    # Four trained methods' scoring parameters and a post-hoc one at once (one experiment, to keep
     # the suite short): each scoring stage re-runs, nothing retrains, nothing else runs. DiffGuard
     # re-scores with two torchrun (gloo) processes, which must write exactly the scores one process wrote.
     scores = study / "reports" / "scores" / "fmnist6" / "diffguard.csv"
     single = pd.read_csv(scores)
     out = run(["dvc", "exp", "run", "-S", "heatmap.score.reduce=max", "-S", "moodcat.score.k=2",
-               "-S", "diffguard.score.processes=2", "-S", "detectors.knn.k=3"], study).stdout
-    assert _ran(out) == {"heatmap", "moodcat", "diffguard", "posthoc", "summarize", "report"}, out[-3000:]
+               "-S", "diffguard.score.processes=2", "-S", "detectors.knn.k=3", "-S", "nflowjs.score.criterion=entropy"],
+              study).stdout
+    assert _ran(out) == {"heatmap", "moodcat", "diffguard", "posthoc", "nflowjs", "summarize", "report"}, out[-3000:]
     params = yaml.safe_load((study / "params.yaml").read_text())
     assert params["heatmap"]["score"]["reduce"] == "max" and params["moodcat"]["score"]["k"] == 2
     sharded = pd.read_csv(scores)
@@ -200,7 +210,7 @@ def test_scoring_parameters_are_read_by_their_scoring_stage_only() -> None:
     """What each -S above could trigger, per parameter: a method's `score` section is a dependency
     of its scoring stage alone (and summarize/report never read it)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for method in ("heatmap", "moodcat", "diffguard"):
+    for method in ("heatmap", "moodcat", "diffguard", "nflowjs"):
         readers = {name for name, spec in stages.items()
                    if any(p in (method, f"{method}.score") for p in spec.get("params", []))}
         assert readers == {method}, (method, readers)

@@ -319,8 +319,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def benchmark_args(params: dict[str, Any], section: str = "benchmark") -> dict[str, Any]:
     """Keyword arguments of ``ood.data.load_benchmark`` for the benchmark of a params section
-    (``benchmark``: the image benchmark; ``dense_benchmark``: the dense one)."""
-    return {**params[section], "root": params["data"]["root"], "seed": params["seed"]}
+    (``benchmark``: the image benchmark; ``dense_benchmark``: the dense one), built once and then
+    loaded from the project's ``.cache/benchmarks`` (:mod:`ood.data.cache`)."""
+    try:
+        cache = str(project_root() / ".cache" / "benchmarks")
+    except FileNotFoundError:  # outside a project: build every time
+        cache = None
+    return {**params[section], "root": params["data"]["root"], "seed": params["seed"], "cache": cache}
 
 
 if __name__ == "__main__":

@@ -505,3 +505,24 @@ def test_split_score_separates_evaluation_parameters():
     assert DiffGuard.split_score({})[1]["subset"] is None
     with pytest.raises(ValueError, match="'subset'"):
         DiffGuard.split_score({"subset": 0})
+
+
+@pytest.mark.parametrize("params", [dict(steps=10, depth=0.5, cam_cut=0.3), dict(steps=10, depth=0.3, cam_cut=0.0),
+                                    dict(guidance="classifier", steps=10, depth=0.2, cutouts=2)])
+def test_network_evaluations_count_every_pass_of_scores(make, clf, unet, images, monkeypatch, params):
+    det = make(**params)
+    calls = {"classifier": 0, "diffusion": 0}
+
+    def counting(obj, method, kind):
+        original = getattr(obj, method)
+
+        def wrapper(*args, **kwargs):
+            calls[kind] += len(args[0]) / len(images)  # evaluations per image (CFG batches two per image)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(obj, method, wrapper)
+
+    counting(clf, "forward", "classifier")
+    counting(clf, "feature_maps", "classifier")
+    counting(unet, "forward", "diffusion")
+    det.scores(images, [("t", i) for i in range(len(images))])
+    assert calls == det.network_evaluations()

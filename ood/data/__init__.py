@@ -36,11 +36,14 @@ __all__ = [
 ]
 
 
-def load_benchmark(name: str, root: str | os.PathLike[str] = "data", **params: Any) -> Benchmark | DenseBenchmark:
+def load_benchmark(name: str, root: str | os.PathLike[str] = "data", *, cache: str | os.PathLike[str] | None = None,
+                   **params: Any) -> Benchmark | DenseBenchmark:
     """Build benchmark ``name`` from the raw data under ``root`` (see ``BENCHMARKS``).
 
     ``params`` are the benchmark's own parameters (params.yaml); an unknown name or parameter
     raises ``ValueError`` listing the valid ones, so a typo in params.yaml fails loudly.
+    ``cache``: a folder where the built benchmark is kept for the next call with the same name,
+    parameters, raw data and code (:mod:`ood.data.cache`; the pipeline uses ``.cache/benchmarks``).
     """
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
@@ -52,7 +55,11 @@ def load_benchmark(name: str, root: str | os.PathLike[str] = "data", **params: A
             f"unknown parameter(s) {', '.join(map(repr, unknown))} for benchmark {name!r}; "
             f"accepted: {', '.join(accepted)}"
         )
-    return loader(root, **params)
+    if cache is None:
+        return loader(root, **params)
+    from .cache import cached
+
+    return cached(name, root, params, lambda: loader(root, **params), cache)
 
 
 def __getattr__(attr: str) -> Any:

@@ -355,12 +355,14 @@ class DiffGuard(TrainedDetector):
 
     def network_evaluations(self) -> dict[str, int]:
         """Network evaluations per image of :meth:`scores` (without early stop): diffusion-model
-        passes (inversion, guided and unguided denoising) and classifier passes."""
+        passes (inversion, guided and unguided denoising) and classifier forward passes: logits of
+        the input and of both reconstructions, feature maps of the input and of the guided
+        reconstruction, the Grad-CAM pass (with a backward) and the cutouts of classifier guidance."""
         n = len(self.schedule())
         P = self.hparams
         guided = 2 * n if P["guidance"] == "cfg" else n
         grad_cam_passes = 1 if P["guidance"] == "cfg" and P["cam_cut"] > 0 else 0
-        classifier = 3 + grad_cam_passes + (n * P["cutouts"] if P["guidance"] == "classifier" else 0)
+        classifier = 5 + grad_cam_passes + (n * P["cutouts"] if P["guidance"] == "classifier" else 0)
         return {"diffusion": n + guided + n, "classifier": classifier}
 
     # -- scores -----------------------------------------------------------------------------------

@@ -86,37 +86,39 @@ def _counts(pos: np.ndarray, n_values: int, index: np.ndarray | None = None) -> 
     return np.bincount(flat, minlength=n_rep * n_values).reshape(n_rep, n_values).astype(np.float64)
 
 
-def _ap_desc(pos_desc: np.ndarray, neg_desc: np.ndarray) -> np.ndarray:
-    """Average precision; counts ordered from most to least 'positive' score (rows = replicates)."""
-    tps = np.cumsum(pos_desc, axis=1)
-    fps = np.cumsum(neg_desc, axis=1)
+def _ap(pos: np.ndarray, tps: np.ndarray, fps: np.ndarray) -> np.ndarray:
+    """Average precision from counts ``pos`` ordered from most to least 'positive' score and their
+    running sums ``tps`` (positives) and ``fps`` (negatives) in the same order (rows = replicates)."""
     n_pos = tps[:, -1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(tps + fps > 0, tps / (tps + fps), 1.0)
-    return np.sum(pos_desc / n_pos * precision, axis=1)
+    return np.sum(pos / n_pos * precision, axis=1)
 
 
 def _metrics_from_counts(c_id: np.ndarray, c_ood: np.ndarray, tpr: float = 0.95) -> dict[str, np.ndarray]:
     """All image metrics for each row of the ``(B, V)`` count matrices (grid ascending)."""
     n_id = c_id.sum(axis=1)
     n_ood = c_ood.sum(axis=1)
+    # Running sums once, ascending; the descending ones follow exactly (integer counts in float64).
+    cum_id = np.cumsum(c_id, axis=1)
+    cum_ood = np.cumsum(c_ood, axis=1)
     # AUROC = P(ood > id) + 1/2 P(ood == id)  (Mann-Whitney U / (n_id * n_ood))
-    id_below = np.cumsum(c_id, axis=1) - c_id
+    id_below = cum_id - c_id
     u = np.sum(c_ood * (id_below + 0.5 * c_id), axis=1)
     out = {"auroc": u / (n_id * n_ood)}
 
     # descending order: thresholds from the highest score down
     d_id = c_id[:, ::-1]
     d_ood = c_ood[:, ::-1]
-    tps = np.cumsum(d_ood, axis=1)
-    fps = np.cumsum(d_id, axis=1)
+    tps = (n_ood[:, None] - cum_ood + c_ood)[:, ::-1]  # OOD samples at or above each threshold
+    fps = (n_id[:, None] - cum_id + c_id)[:, ::-1]
     reached = tps / n_ood[:, None] >= tpr  # same float comparison as on sklearn's roc_curve
     first = np.argmax(reached, axis=1)
     fpr = fps[np.arange(len(first)), first] / n_id
     out["fpr95"] = np.where(tpr <= 0, 0.0, fpr)  # tpr <= 0: the (0, 0) point at threshold +inf
 
-    out["aupr_out"] = _ap_desc(d_ood, d_id)
-    out["aupr_in"] = _ap_desc(c_id, c_ood)  # ID positive, scores negated: ascending grid
+    out["aupr_out"] = _ap(d_ood, tps, fps)
+    out["aupr_in"] = _ap(c_id, cum_id, cum_ood)  # ID positive, scores negated: ascending grid
     return out
 
 

@@ -60,7 +60,7 @@ def test_a_corrupt_entry_is_rebuilt(tmp_path):
 
 def test_load_benchmark_with_a_cache_equals_a_fresh_build(tmp_path):
     from ood.data import load_benchmark
-    from tests.fakes import write_fake_fashion_mnist
+    from fakes import write_fake_fashion_mnist
 
     write_fake_fashion_mnist(tmp_path / "data" / "fashion-mnist", n_train=300, n_test=100, gz=False)
     args = dict(root=tmp_path / "data", n_train=8, n_val=4, n_test=4, size=64, scale=(1.0, 1.1), seed=3)

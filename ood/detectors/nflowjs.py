@@ -237,9 +237,10 @@ class NFlowJS(TrainedDetector, DenseDetector):
         c, h, w = x0.shape
         self.configs = {"flow": {"channels": c, "levels": T["levels"], "steps": T["steps"], "hidden": T["hidden"]}}
         factor = 2 ** T["levels"]
-        if T["patch_min"] > T["patch_max"] or T["patch_max"] > min(h, w) or T["patch_max"] < factor:
-            raise ValueError(f"{self.name}: patch sides [{T['patch_min']}, {T['patch_max']}] must lie within "
-                             f"[{factor}, {min(h, w)}] (the flow's factor 2**levels and the scene size)")
+        lowest = math.ceil(T["patch_min"] / factor) * factor  # the smallest side the flow can sample
+        if lowest > T["patch_max"] or T["patch_max"] > min(h, w):
+            raise ValueError(f"{self.name}: patch sides [{T['patch_min']}, {T['patch_max']}] must hold a multiple "
+                             f"of {factor} (the flow's factor 2**levels) and stay within the scene size {min(h, w)}")
         torch.manual_seed(self.seed)
         self.networks = self._build_networks(self.configs)
         for p in self.segmenter.parameters():

@@ -29,8 +29,9 @@ _ALPHA = 0.05  # RealNVP's logit-space margin
 
 
 class _CouplingNet(nn.Module):
-    """conv3x3 -> ReLU -> conv1x1 -> ReLU -> zero-initialised conv3x3 (Glow's coupling net), so
-    every coupling starts as the identity. nflows calls it with a ``context`` argument."""
+    """conv3x3 -> ReLU -> conv1x1 -> ReLU -> zero-initialised conv3x3 (Glow's coupling net): every
+    coupling starts as a fixed per-dimension scale (nflows' sigmoid(0 + 2) + 1e-3 = 0.882), no
+    shift. nflows calls it with a ``context`` argument."""
 
     def __init__(self, c_in: int, c_out: int, hidden: int):
         super().__init__()

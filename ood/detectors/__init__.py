@@ -36,12 +36,13 @@ from .diffguard import DiffGuard
 from .heatmap import HeatmapOOD
 from .moodcat import MoodCat
 from .nflowjs import NFlowJS
+from .pood import ADAPTED
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
 
-#: post-hoc baselines: registry name -> detector class
-POSTHOC: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)
-}
+#: this project's own post-hoc baselines: registry name -> detector class
+OWN: dict[str, type[Detector]] = {cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)}
+#: every post-hoc baseline: ours, then pytorch-ood's by name (:mod:`ood.detectors.pood`)
+POSTHOC: dict[str, type[Detector]] = {**OWN, **ADAPTED}
 #: detectors that train networks of their own
 TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat, DiffGuard)}
 #: dense detectors that train networks of their own (on a segmenter)
@@ -49,8 +50,8 @@ DENSE_TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (NFl
 #: every image detector :func:`build` accepts
 REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
 
-#: names of the post-hoc baselines, in a stable order
-NAMES: tuple[str, ...] = tuple(POSTHOC)
+#: names of this project's own post-hoc baselines, in a stable order (pytorch-ood's: ``tuple(ADAPTED)``)
+NAMES: tuple[str, ...] = tuple(OWN)
 #: names of the per-pixel baselines, ``build(name, model=segmenter, dense=True)``
 DENSE_NAMES: tuple[str, ...] = tuple(DENSE_REGISTRY)
 
@@ -93,6 +94,7 @@ def load(path: str | os.PathLike, model: nn.Module, **params: Any) -> TrainedDet
 
 
 __all__ = [
+    "ADAPTED",
     "DEFAULTS",
     "DiffGuard",
     "DENSE_NAMES",
@@ -100,6 +102,7 @@ __all__ = [
     "DENSE_TRAINED",
     "NFlowJS",
     "NAMES",
+    "OWN",
     "REGISTRY",
     "DenseDetector",
     "Detector",

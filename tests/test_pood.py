@@ -105,3 +105,14 @@ def test_params_yaml_accepts_adapted_names_and_rejects_bad_values():
     assert OP.validate(values) == []
     values["detectors"]["ash"]["percentile"] = 90
     assert OP.validate(values) == ["detectors.ash.percentile: must be a float in (0.0, 1.0), got 90.0"]
+
+
+def test_a_fit_that_pytorch_ood_refuses_names_the_detector_and_the_way_out():
+    """SHE keeps the ID features the classifier classifies correctly, per class: an untrained
+    classifier that never predicts a class leaves it nothing to keep."""
+    from test_detectors import ID_CENTRES, TinyClassifier, make_images
+
+    torch.manual_seed(0)
+    x, y = make_images(300, ID_CENTRES, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="she: pytorch-ood could not fit .*remove 'she' from detectors.names"):
+        D.build("she", model=TinyClassifier(num_classes=6).eval()).fit([(x, y)])

@@ -61,10 +61,14 @@ class PytorchOOD(_FeatureDetector):
             return
         if y is None:
             y = torch.zeros(len(z), dtype=torch.long)
-        if hasattr(self._inner, "fit_features"):
-            self._inner.fit_features(z, y)
-        else:  # fitted through a loader of (features, label) batches
-            self._inner.fit(DataLoader(TensorDataset(z, y), batch_size=4096))
+        try:
+            if hasattr(self._inner, "fit_features"):
+                self._inner.fit_features(z, y)
+            else:  # fitted through a loader of (features, label) batches
+                self._inner.fit(DataLoader(TensorDataset(z, y), batch_size=4096))
+        except ValueError as err:  # e.g. SHE: a class the classifier never gets right on ID train
+            raise ValueError(f"{self.name}: pytorch-ood could not fit it on the ID training features ({err}); "
+                             f"train the classifier further or remove {self.name!r} from detectors.names") from err
 
     def _score_features(self, z: Tensor) -> Tensor:
         if self._inner is None:  # nothing to fit: built on first use

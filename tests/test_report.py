@@ -236,3 +236,17 @@ def test_results_table_ties_and_direction():
     assert lines[2] == "| a | **90.0 (85.0–95.0)** | 30.0 (20.0–40.0) |"
     assert lines[3] == "| b | **90.0 (86.0–94.0)** | 50.0 (40.0–60.0) |"  # tie: both bold
     assert lines[4] == "| c | 80.0 (70.0–90.0) | **10.0 (5.0–20.0)** |"  # lowest FPR95 is best
+
+
+def test_glance_table_ranks_detectors_by_near_and_keeps_the_summary_values():
+    summary = pd.DataFrame([
+        {"detector": d, "set": st, "metric": m, "value": v, "lo": v - 0.01, "hi": v + 0.01}
+        for d, near, far in (("a", 0.6, 0.9), ("b", 0.8, 0.7), ("c", 0.7, 0.95))
+        for st, v in (("near", near), ("far", far), ("x", 0.5))
+        for m in ("auroc", "fpr95")])
+    values = T.glance_values(summary, ["near", "far"])
+    assert list(values.index) == ["b", "c", "a"] and list(values.columns) == ["near", "far"]
+    assert values.loc["c", "far"] == 0.95 and values.loc["a", "near"] == 0.6
+    assert list(T.glance_values(summary, ["near"], metric="fpr95").index) == ["a", "c", "b"]  # lower is better
+    html = T.glance_table(summary, ["near", "far"], caption="at a glance").to_html()
+    assert "80.0" in html and "95.0" in html and "at a glance" in html and "background-color" in html

@@ -15,7 +15,8 @@ import pandas as pd
 
 from ood.metrics import HIGHER_IS_BETTER
 
-__all__ = ["METRIC_LABELS", "CAPTION", "caption", "results_values", "results_frame", "results_table", "results_markdown"]
+__all__ = ["METRIC_LABELS", "CAPTION", "caption", "glance_values", "glance_table", "results_values", "results_frame",
+           "results_table", "results_markdown"]
 
 #: Column header of each metric; the arrow says which direction is better.
 METRIC_LABELS = {"auroc": "AUROC ↑", "fpr95": "FPR95 ↓", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑",
@@ -135,6 +136,24 @@ def results_table(
     if caption:
         styler = styler.set_caption(caption)
     return styler
+
+
+def glance_values(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "auroc", rank_by: str = "near") -> pd.DataFrame:
+    """Detector x set values of one metric (point estimates), best ``rank_by`` first."""
+    rows = summary_df[(summary_df["metric"] == metric) & summary_df["set"].isin(sets)]
+    values = rows.pivot(index="detector", columns="set", values="value")[list(sets)]
+    return values.sort_values(rank_by, ascending=not HIGHER_IS_BETTER.get(metric, True), kind="stable")
+
+
+def glance_table(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "auroc", rank_by: str = "near",
+                 *, caption: str | None = None):
+    """The report's one-screen summary: :func:`glance_values` in percent, coloured from chance
+    (red, 50) to perfect (green, 100) for AUROC."""
+    values = glance_values(summary_df, sets, metric, rank_by) * 100
+    styler = values.style.format("{:.1f}").background_gradient(cmap="RdYlGn", vmin=50, vmax=100, axis=None)
+    styler = styler.set_table_styles([{"selector": "td, th", "props": "padding: 1px 6px; text-align: right;"},
+                                      {"selector": "caption", "props": "caption-side: bottom; font-size: 85%; text-align: left;"}])
+    return styler.set_caption(caption) if caption else styler
 
 
 def results_markdown(

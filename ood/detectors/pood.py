@@ -41,9 +41,7 @@ class PytorchOOD(_FeatureDetector):
     """Base of the adapted detectors; each subclass names a pytorch-ood class and how to build it."""
 
     kind: ClassVar[str] = "features"  # logits | features | maps (module docstring)
-    fits: ClassVar[bool] = True
     make: ClassVar[Callable[..., Any]]  # (pytorch_ood.detector module, fc, feature dim, **params) -> detector
-    _state = ()
 
     def __init__(self, model: nn.Module, **params: Any):
         super().__init__(model, **params)
@@ -57,7 +55,7 @@ class PytorchOOD(_FeatureDetector):
 
     def _fit_features(self, z: Tensor, y: Tensor | None) -> None:
         self._inner = self._build(z.shape[1])
-        if not self.fits:
+        if not self.requires_fit:
             return
         if y is None:
             y = torch.zeros(len(z), dtype=torch.long)
@@ -90,7 +88,7 @@ def _wb(fc: nn.Module) -> dict[str, Tensor]:
 
 _IDENTITY = nn.Identity()
 
-#: name -> (kind, fits, params, builder); builders receive (the pytorch_ood.detector module, fc, dim, **params).
+#: name -> (kind, requires_fit, params, builder); builders receive (the pytorch_ood.detector module, fc, dim, **params).
 _SPECS: dict[str, tuple[str, bool, dict[str, Param], Callable[..., Any]]] = {
     # Liu et al., "GEN: Pushing the Limits of Softmax-Based OOD Detection", CVPR 2023; pytorch-ood
     # defaults gamma 0.1 (the paper's) and M = all classes (the paper's top-M, M = C for few classes).
@@ -142,9 +140,9 @@ _SPECS: dict[str, tuple[str, bool, dict[str, Param], Callable[..., Any]]] = {
 }
 
 
-def _adapter(name: str, kind: str, fits: bool, params: dict[str, Param], make: Callable[..., Any]) -> type[PytorchOOD]:
+def _adapter(name: str, kind: str, requires_fit: bool, params: dict[str, Param], make: Callable[..., Any]) -> type[PytorchOOD]:
     cls_name = "Pood" + "".join(part.capitalize() for part in name.removeprefix("pood-").split("-"))
-    return type(cls_name, (PytorchOOD,), {"name": name, "kind": kind, "fits": fits, "requires_fit": fits, "params": params,
+    return type(cls_name, (PytorchOOD,), {"name": name, "kind": kind, "requires_fit": requires_fit, "params": params,
                                           "make": staticmethod(make), "__doc__": f"pytorch-ood's detector as ``{name}``."})
 
 

@@ -140,8 +140,7 @@ def results_table(
 
 def glance_values(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "auroc", rank_by: str = "near") -> pd.DataFrame:
     """Detector x set values of one metric (point estimates), best ``rank_by`` first."""
-    rows = summary_df[(summary_df["metric"] == metric) & summary_df["set"].isin(sets)]
-    values = rows.pivot(index="detector", columns="set", values="value")[list(sets)]
+    values = results_values(summary_df, (metric,)).droplevel(1, axis=1)[list(sets)].rename_axis(columns="set")  # (set, metric) -> set
     return values.sort_values(rank_by, ascending=not HIGHER_IS_BETTER.get(metric, True), kind="stable")
 
 

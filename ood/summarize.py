@@ -40,7 +40,8 @@ from . import metrics as M
 from . import params as P
 from .evaluate import ID_SET, VAL_SET
 
-__all__ = ["atomic_write", "combine", "comparison_pairs", "fit_standardiser", "metrics_json", "paired_differences", "run"]
+__all__ = ["atomic_write", "best_baselines", "combine", "comparison_pairs", "fit_standardiser", "metrics_json",
+           "paired_differences", "reference_comparisons", "run"]
 
 
 def fit_standardiser(scores: pd.DataFrame, detector: str) -> tuple[float, float]:
@@ -87,33 +88,56 @@ def combine(scores: pd.DataFrame, name: str, rule: str = "zmean", band: Sequence
     return out[scores.columns]
 
 
-def paired_differences(scores: pd.DataFrame, pairs: Sequence[tuple[str, str]], groups: Mapping[str, Sequence[str]],
-                       *, metric: str = "auroc", n_boot: int = 200, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """``metric(a) − metric(b)`` for each pair, on the test images both scored (paired by
-    ``(set, index)``), with a percentile bootstrap interval of the difference: both detectors are
-    resampled with the same draws (:func:`ood.metrics.bootstrap_samples`). One row per OOD set and
-    group: ``a, b, set, metric, a_value, b_value, diff, lo, hi, n_id, n_ood``."""
-    rows = []
+def paired_differences(scores: pd.DataFrame, comparisons: Sequence[tuple[str, str, str, str]],
+                       groups: Mapping[str, Sequence[str]], *, metric: str = "auroc", n_boot: int = 200,
+                       level: float = 0.95, seed: int = 0, replicates: Mapping[str, dict] | None = None) -> pd.DataFrame:
+    """``metric(a) − metric(b)`` for each comparison ``(a, b, target, role)`` (target: an OOD set
+    or a group of ``groups``; role: why the pair is compared), on the test images both scored
+    (paired by ``(set, index)``), with a percentile bootstrap interval of the difference (both
+    detectors resampled with the same draws, :func:`ood.metrics.bootstrap_samples`) and, for AUROC,
+    DeLong's standard error and two-sided p-value (:func:`ood.metrics.delong_test`). Columns: ``a,
+    b, role, set, metric, a_value, b_value, diff, lo, hi, se, p, n_id, n_ood``. Correct ``p`` for
+    the number of rows with :func:`ood.metrics.holm`. ``replicates``: each detector's bootstrap
+    replicates on all its test images, as :func:`ood.metrics.summarize` fills them (same seed and
+    n_boot), reused where a pair's common images are all of them."""
     test = scores[scores["set"] != VAL_SET]
-    for a, b in pairs:
-        sa = test[test["detector"] == a].set_index(["set", "index"])["score"]
-        sb = test[test["detector"] == b].set_index(["set", "index"])["score"]
-        common = sa.index.intersection(sb.index).sort_values()
-        sa, sb = sa.loc[common], sb.loc[common]
-        sets = [s for s in common.get_level_values(0).unique() if s != ID_SET]
-        reps, values = {}, {}
-        for det, sc in ((a, sa), (b, sb)):
+    by_detector = {d: df.set_index(["set", "index"])["score"] for d, df in test.groupby("detector", sort=False)}
+    cache: dict[tuple[str, int], tuple] = {}
+
+    def view(det: str, common: pd.Index, sets: list[str]):
+        """ID scores, OOD scores per set, metric values and bootstrap replicates of ``det`` on ``common``."""
+        key = (det, hash(tuple(common)))
+        if key not in cache:
+            sc = by_detector[det].loc[common]
+            ids = sc.loc[ID_SET].to_numpy(np.float64)
             ood = {s: sc.loc[s].to_numpy(np.float64) for s in sets}
-            reps[det] = M.bootstrap_samples(sc.loc[ID_SET].to_numpy(np.float64), ood, n_boot=n_boot, seed=seed)
-            values[det] = {s: M.image_metrics(sc.loc[ID_SET].to_numpy(np.float64), ood[s])[metric] for s in sets}
+            values = {s: M.image_metrics(ids, ood[s])[metric] for s in sets}
+            whole = replicates is not None and det in replicates and len(common) == len(by_detector[det])
+            reps = replicates[det] if whole else M.bootstrap_samples(ids, ood, n_boot=n_boot, seed=seed)
+            cache[key] = ids, ood, values, reps
+        return cache[key]
+
+    rows = []
+    todo: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for a, b, target, role in comparisons:
+        todo.setdefault((a, b), []).append((target, role))
+    for (a, b), targets in todo.items():
+        common = by_detector[a].index.intersection(by_detector[b].index).sort_values()
+        sets = [s for s in common.get_level_values(0).unique() if s != ID_SET]
+        (id_a, ood_a, val_a, rep_a), (id_b, ood_b, val_b, rep_b) = view(a, common, sets), view(b, common, sets)
         n_id = int((common.get_level_values(0) == ID_SET).sum())
-        targets = [(s, [s]) for s in sets] + [(g, list(m)) for g, m in groups.items() if m and all(s in sets for s in m)]
-        for target, members in targets:
-            va, vb = (float(np.mean([values[d][s] for s in members])) for d in (a, b))
-            diff = np.mean([reps[a][s][metric] - reps[b][s][metric] for s in members], axis=0)
+        for target, role in targets:
+            members = list(groups[target]) if target in groups else [target]
+            if not all(s in sets for s in members):
+                continue  # a detector scored on a subset of sets has no value on this target
+            va, vb = float(np.mean([val_a[s] for s in members])), float(np.mean([val_b[s] for s in members]))
+            diff = np.mean([rep_a[s][metric] - rep_b[s][metric] for s in members], axis=0)
+            se, p = (M.delong_test(id_a, ood_a, id_b, ood_b, members)[1:] if metric == "auroc"
+                     else (float(diff.std(ddof=1)), M.bootstrap_p(va - vb, diff)))
             n_ood = int(sum((common.get_level_values(0) == s).sum() for s in members))
-            rows.append((a, b, target, metric, va, vb, va - vb, *M.percentile_interval(diff, level), n_id, n_ood))
-    return pd.DataFrame(rows, columns=["a", "b", "set", "metric", "a_value", "b_value", "diff", "lo", "hi", "n_id", "n_ood"])
+            rows.append((a, b, role, target, metric, va, vb, va - vb, *M.percentile_interval(diff, level), se, p, n_id, n_ood))
+    return pd.DataFrame(rows, columns=["a", "b", "role", "set", "metric", "a_value", "b_value", "diff", "lo", "hi", "se",
+                                       "p", "n_id", "n_ood"])
 
 
 def comparison_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -123,6 +147,82 @@ def comparison_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
         a, b = name.split("+")
         pairs += [p for p in ((name, b), (a, b)) if p not in pairs]
     return pairs
+
+
+def best_baselines(summary: pd.DataFrame, baselines: Sequence[str], targets: Sequence[str], metric: str) -> dict[str, str]:
+    """The baseline with the best ``metric`` on each target (highest, or lowest for FPR95). Chosen
+    on the test results, which favours the baseline: a method that beats it beats every baseline."""
+    rows = summary[summary["detector"].isin(baselines) & (summary["metric"] == metric)]
+    better = M.HIGHER_IS_BETTER[metric]
+    best = {}
+    for target in targets:
+        values = rows[rows["set"] == target].set_index("detector")["value"]
+        if not values.empty:
+            best[target] = str(values.idxmax() if better else values.idxmin())
+    return best
+
+
+def reference_comparisons(detectors: Sequence[str], best: Mapping[str, str], groups: Mapping[str, Sequence[str]],
+                          combinations: Sequence[str] = (), msp: str = "msp") -> list[tuple[str, str, str, str]]:
+    """``(a, b, target, role)``: every detector against MSP and against the best baseline of each
+    group (on the group and on each of its sets), and what the combinations claim
+    (:func:`comparison_pairs`, every target). A pair with several roles appears once, roles joined."""
+    roles: dict[tuple[str, str, str], list[str]] = {}
+    for group, members in groups.items():
+        for target in [group, *members]:
+            for det in detectors:
+                for ref, role in ((msp, "vs MSP"), (best.get(group), "vs best baseline")):
+                    if ref is not None and ref != det and ref in detectors:
+                        roles.setdefault((det, ref, target), []).append(role)
+    for a, b in comparison_pairs(combinations):
+        for target in [*groups, *(s for m in groups.values() for s in m)]:
+            roles.setdefault((a, b, target), []).append("combination part")
+    return [(a, b, target, "; ".join(dict.fromkeys(r))) for (a, b, target), r in roles.items()]
+
+
+def dense_pixel_accumulators(root: Path, bench: str, bins: int) -> dict[str, dict[str, M.PixelMetrics]]:
+    """``{detector: {set: PixelMetrics}}`` from every score-map store of ``bench``, streamed chunk by
+    chunk in the order written (so images are resampled alike for every detector), plus ``all``
+    (the pooled sets, as the scoring stages build it)."""
+    from .evaluate_dense import ALL_SET
+    from .scoremaps import ScoreMaps
+
+    out: dict[str, dict[str, M.PixelMetrics]] = {}
+    for path in sorted((root / "reports" / "scores" / bench).glob("*.npz")):
+        with ScoreMaps(path) as maps:
+            for set_name in maps.sets():
+                for batch in maps.iter_batches(set_name):
+                    for det in (k for k in batch if k != "label"):
+                        out.setdefault(det, {}).setdefault(set_name, M.PixelMetrics(bins)).update(batch[det], batch["label"])
+    for per_set in out.values():
+        per_set[ALL_SET] = M.PixelMetrics.merged(*per_set.values())
+    return out
+
+
+def dense_paired_differences(accumulators: Mapping[str, Mapping[str, M.PixelMetrics]],
+                             comparisons: Sequence[tuple[str, str, str, str]], metrics: Sequence[str] = ("ap", "fpr95"),
+                             *, n_boot: int = 200, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Dense counterpart of :func:`paired_differences` for pixel metrics: scenes resampled (the
+    same scenes for both detectors: streams keyed on the set), the interval of the difference, and
+    a normal p-value from its bootstrap standard error (:func:`ood.metrics.bootstrap_p`)."""
+    reps: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    rows = []
+    for a, b, target, role in comparisons:
+        for det in (a, b):
+            if (det, target) not in reps:
+                acc = accumulators[det][target]
+                values[det, target] = acc.compute()
+                reps[det, target] = acc.bootstrap_samples(n_boot, seed, key=target)
+        n_images = accumulators[a][target].n_images
+        for m in metrics:
+            va, vb = values[a, target][m], values[b, target][m]
+            diff = reps[a, target][m] - reps[b, target][m]
+            lo, hi = M.percentile_interval(diff[np.isfinite(diff)], level)
+            rows.append((a, b, role, target, m, va, vb, va - vb, lo, hi, float(np.nanstd(diff, ddof=1)),
+                         M.bootstrap_p(va - vb, diff), n_images))
+    return pd.DataFrame(rows, columns=["a", "b", "role", "set", "metric", "a_value", "b_value", "diff", "lo", "hi", "se",
+                                       "p", "n_images"])
 
 
 def image_scores(root: Path, benchmark: str) -> pd.DataFrame:
@@ -168,10 +268,15 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     combined.to_csv(reports / "scores" / name / "combine.csv", index=False)
     evaluated = pd.concat([scores, combined], ignore_index=True)
     evaluated = evaluated[evaluated["set"] != VAL_SET]
-    summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"])
+    replicates: dict[str, dict] = {}
+    summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"],
+                          replicates=replicates)
     summary.to_csv(reports / name / "summary.csv", index=False)
-    paired = paired_differences(evaluated, comparison_pairs(C["names"]), groups, n_boot=E["bootstrap"],
-                                level=E["ci_level"], seed=params["seed"])
+    detectors = list(pd.unique(evaluated["detector"]))
+    best = best_baselines(summary, params["detectors"]["names"], list(groups), "auroc")
+    paired = paired_differences(evaluated, reference_comparisons(detectors, best, groups, C["names"]), groups,
+                                n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"], replicates=replicates)
+    paired["p_holm"] = M.holm(paired["p"])  # one family: every row of the table
     paired.to_csv(reports / name / "paired.csv", index=False)
 
     def dense_summary(bench: str) -> pd.DataFrame:
@@ -199,7 +304,18 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
         record = json.loads(trained.read_text())
         if "miou" in record:
             model[f"miou_{method}"] = record["miou"]
-    entries = {name: ({"accuracy": clf["accuracy"]}, summary), dense: (model, dense_summary(dense))}
+    dense_table = dense_summary(dense)
+    entries = {name: ({"accuracy": clf["accuracy"]}, summary), dense: (model, dense_table)}
+    # Paired tests on the dense benchmark: every map against MSP and against the best per-pixel
+    # baseline of each set (by AP), scenes resampled; Holm over this table, its own family.
+    dense_sets = list(pd.unique(dense_table["set"]))
+    best = {t: (best_baselines(dense_table, params["dense_detectors"]["names"], [t], "ap") or {}).get(t) for t in dense_sets}
+    accumulators = dense_pixel_accumulators(root, dense, params["dense_evaluate"]["bins"])
+    dense_paired = dense_paired_differences(accumulators, reference_comparisons(list(accumulators), best,
+                                                                                {t: [] for t in dense_sets}),
+                                            n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"])
+    dense_paired["p_holm"] = M.holm(dense_paired["p"])
+    dense_paired.to_csv(reports / dense / "paired.csv", index=False)
     if (reports / loc).is_dir():
         entries[loc] = ({"accuracy": clf["accuracy"]}, dense_summary(loc))
     image_order = [*params["detectors"]["names"], *(d for d in scores["detector"].unique() if d not in params["detectors"]["names"]), *C["names"]]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ood.summarize import combine, comparison_pairs, paired_differences
+from ood.summarize import best_baselines, combine, comparison_pairs, paired_differences, reference_comparisons
 
 
 def tidy(detector: str, sets: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -55,15 +55,51 @@ def test_a_part_scored_on_a_subset_restricts_the_other() -> None:
 def test_paired_differences_match_sklearn_on_common_images() -> None:
     df = scores()
     df = df[(df.detector == "b") | df["index"].isin(range(100))]  # a on a subset of 100 per set
-    out = paired_differences(df, [("a", "b")], {"ood": ["near", "far"]}, n_boot=100, seed=0).set_index("set")
+    groups = {"ood": ["near", "far"]}
+    out = paired_differences(df, [("a", "b", t, "r") for t in ("near", "far", "ood")], groups, n_boot=100).set_index("set")
     common = lambda d, s: df[(df.detector == d) & (df.set == s) & (df["index"] < 100)]["score"].to_numpy()  # noqa: E731
     for s in ("near", "far"):
         auc = {d: roc_auc_score(np.r_[np.zeros(100), np.ones(100)], np.r_[common(d, "id"), common(d, s)]) for d in "ab"}
         assert out.loc[s, "diff"] == pytest.approx(auc["a"] - auc["b"], abs=1e-9)
         assert out.loc[s, "lo"] <= out.loc[s, "diff"] <= out.loc[s, "hi"] and out.loc[s, "n_ood"] == 100
     assert out.loc["ood", "diff"] == pytest.approx((out.loc["near", "diff"] + out.loc["far", "diff"]) / 2)
-    same = paired_differences(pd.concat([df, df[df.detector == "b"].assign(detector="c")]), [("b", "c")], {}, n_boot=50)
-    assert (same[["diff", "lo", "hi"]].abs().to_numpy() < 1e-12).all()  # identical detectors: a degenerate interval
+    assert (out["p"] < 0.05).all() and (out["se"] > 0).all()  # a is better by construction
+    same = paired_differences(pd.concat([df, df[df.detector == "b"].assign(detector="c")]), [("b", "c", "near", "r")], {},
+                              n_boot=50)
+    assert (same[["diff", "lo", "hi", "se"]].abs().to_numpy() < 1e-12).all()  # identical detectors: a degenerate interval
+    assert same["p"].item() == 1.0
+
+
+def test_paired_differences_reuse_the_summary_replicates_without_changing_them() -> None:
+    import ood.metrics as M
+
+    df = scores()
+    groups = {"ood": ["near", "far"]}
+    test = df[df.set != "val"]
+    reps: dict = {}
+    M.summarize(test, groups, n_boot=40, seed=3, replicates=reps)
+    wanted = [("a", "b", t, "r") for t in ("near", "far", "ood")]
+    pd.testing.assert_frame_equal(paired_differences(test, wanted, groups, n_boot=40, seed=3, replicates=reps),
+                                  paired_differences(test, wanted, groups, n_boot=40, seed=3))
+
+
+def test_every_detector_meets_msp_and_the_best_baseline_of_its_group() -> None:
+    summary = pd.DataFrame([(d, s, "auroc", v, v, v) for d, s, v in [
+        ("msp", "near", 0.6), ("knn", "near", 0.7), ("vim", "near", 0.65), ("msp", "far", 0.9), ("knn", "far", 0.8),
+        ("vim", "far", 0.95), ("method", "near", 0.9), ("method", "far", 0.99)]],
+        columns=["detector", "set", "metric", "value", "lo", "hi"])
+    best = best_baselines(summary, ["msp", "knn", "vim"], ["near", "far"], "auroc")
+    assert best == {"near": "knn", "far": "vim"}  # the method is not a baseline, so never "best"
+    fpr = summary.assign(metric="fpr95")
+    assert best_baselines(fpr, ["msp", "knn", "vim"], ["near"], "fpr95") == {"near": "msp"}  # lower is better
+    rows = reference_comparisons(["msp", "knn", "vim", "method", "method+msp"], best, {"near": ["n1"], "far": ["f1"]},
+                                 ["method+msp"])
+    got = {(a, b, t): r for a, b, t, r in rows}
+    assert len(got) == len(rows)  # each pair and target once
+    assert got["method", "msp", "near"] == "vs MSP; combination part" and got["method", "knn", "n1"] == "vs best baseline"
+    assert got["method", "vim", "far"] == "vs best baseline" and ("method", "knn", "far") not in got
+    assert got["method+msp", "msp", "f1"] == "vs MSP; combination part"
+    assert ("msp", "msp", "near") not in got and got["msp", "knn", "near"] == "vs best baseline"
 
 
 def test_comparison_pairs_are_what_the_combinations_claim() -> None:

@@ -6,6 +6,8 @@ Modules (everything public is re-exported here, so ``ood.metrics.X`` works for a
     Image metrics ``auroc``, ``fpr95``, ``aupr_in``, ``aupr_out`` and the ROC curve.
 :mod:`~ood.metrics.bootstrap`
     Bootstrap CIs of the image metrics, :func:`summarize` (tidy table) and :func:`to_metrics_json`.
+:mod:`~ood.metrics.paired`
+    Paired tests between detectors on the same samples: :func:`delong_test`, :func:`bootstrap_p`, :func:`holm`.
 :mod:`~ood.metrics.pixel`
     Dense pixel metrics ``ap``, ``fpr95``, ``auroc``: :class:`PixelMetrics`.
 :mod:`~ood.metrics.components`
@@ -16,13 +18,14 @@ Modules (everything public is re-exported here, so ``ood.metrics.X`` works for a
     Segmenter quality: :func:`pixel_confusion`, :func:`iou_per_class`, :func:`mean_iou`.
 """
 
-from . import bootstrap, components, dense, image, pixel, segmentation
+from . import bootstrap, components, dense, image, paired, pixel, segmentation
 from .bootstrap import *  # noqa: F401,F403 - each module's __all__ is the public API
 from .components import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
+from .paired import *  # noqa: F401,F403
 from .pixel import *  # noqa: F401,F403
 from .segmentation import *  # noqa: F401,F403
 
-__all__ = [*image.__all__, *bootstrap.__all__, *pixel.__all__, *components.__all__, *dense.__all__,
+__all__ = [*image.__all__, *bootstrap.__all__, *paired.__all__, *pixel.__all__, *components.__all__, *dense.__all__,
            *segmentation.__all__]

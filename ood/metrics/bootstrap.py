@@ -149,6 +149,7 @@ def summarize(
     n_boot: int = 200,
     level: float = 0.95,
     seed: int = 0,
+    replicates: dict | None = None,
 ):
     """Metrics with bootstrap CIs for every detector and OOD set, plus group averages.
 
@@ -161,7 +162,8 @@ def summarize(
     of its sets' values; its interval is the percentile interval of the per-replicate means
     (replicate ``b`` of every set shares the ID resample ``b``; see :func:`bootstrap_samples`).
     Samples are ordered by ``index`` within each (detector, set) before resampling, so the same
-    seed draws the same samples for every detector.
+    seed draws the same samples for every detector. ``replicates``: a dict filled with each
+    detector's :func:`bootstrap_samples` (for paired comparisons that reuse them).
     """
     import pandas as pd
 
@@ -191,6 +193,8 @@ def summarize(
             if absent:
                 raise ValueError(f"detector {detector!r}: group {g!r} lists sets without scores: {absent}")
         reps = bootstrap_samples(id_scores, ood, n_boot=n_boot, seed=seed)
+        if replicates is not None:
+            replicates[detector] = reps
         values = {s: image_metrics(id_scores, ood[s]) for s in set_names}
         for s in set_names:
             for m in METRICS:

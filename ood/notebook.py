@@ -64,7 +64,9 @@ def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: s
                         cwd=str(root), log_output=True, progress_bar=False)
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    # the page title: the notebook's metadata.title where set, else the stage's name
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4),
+                                          resources={"metadata": {"name": f"oodstudy: {notebook.stem}"}})
     html_path = root / html if html else executed.with_suffix(".html")
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(body, encoding="utf-8")

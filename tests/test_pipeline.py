@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
+import browser
 import ood.detectors as D
+import report_numbers
 from fakes import write_fake_fashion_mnist
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,11 +175,25 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
     assert (study / "models" / "fmnist6" / "heatmap.pt").exists()
     assert (study / "models" / "fmnist6" / "moodcat.pt").exists()
     assert (study / "models" / "fmnist6" / "diffusion.pt").exists()
-    assert "DiffGuard: reconstructions and ablations" in html and "Paired comparisons" in html
+    assert "DiffGuard: reconstructions and ablations" in html and "Paired tests" in html and "Holm" in html
+    assert "<details>" in html and "Provenance" in html and 'href="notebooks/posthoc.html"' in html
     assert "MoodCat: syntheses and ablations" in html and "never a result" in html
     assert (study / "models" / "scenes" / "segmenter.pt").exists()
     assert (study / "models" / "scenes" / "nflowjs.pt").exists()
     assert "NFlowJS: its segmenter and anomaly maps" in html
+
+
+def test_every_number_in_the_report_equals_its_source(study: Path) -> None:
+    assert report_numbers.problems(study) == []
+
+
+def test_report_opens_in_a_headless_browser_without_errors_or_requests(study: Path) -> None:
+    browser.require_chromium()
+    shot = study / "reports" / "report.png"
+    page = browser.check_page(study / "reports" / "report.html", shot, expect_visible="table.glance")
+    print(f"screenshot: {shot}")
+    assert page.problems() == [] and page.visible  # the at-a-glance table is on the first screen
+    assert page.title == "OOD detection study: report" and shot.stat().st_size > 10_000
 
 
 def test_rerun_with_nothing_changed_does_nothing(study: Path) -> None:

@@ -102,7 +102,7 @@ def test_score_histograms_facets(scores_df):
     fig = F.score_histograms(scores_df, "msp")
     assert isinstance(fig, Figure) and len(fig.axes) == 3  # one facet per OOD set
     assert [ax.get_title().split(" — ")[0] for ax in fig.axes] == ["shirt", "bag", "digits"]
-    assert all(len(ax.collections) == 2 for ax in fig.axes)  # ID and OOD step histograms
+    assert all(len(ax.patches) == 2 for ax in fig.axes)  # ID and OOD step histograms
     by_detector = F.score_histograms(scores_df, set_name="shirt", col_wrap=2)
     assert len(by_detector.axes) == 3  # one facet per detector, unused grid cell removed
     assert F.score_histograms(scores_df, "energy", sets=["digits"]).axes[0].get_title().startswith("digits")

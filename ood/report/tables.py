@@ -15,8 +15,20 @@ import pandas as pd
 
 from ood.metrics import HIGHER_IS_BETTER
 
-__all__ = ["METRIC_LABELS", "CAPTION", "caption", "glance_values", "glance_table", "results_values", "results_frame",
-           "results_table", "results_markdown"]
+__all__ = ["METRIC_LABELS", "CAPTION", "caption", "glance_values", "glance_table", "paired_frame", "paired_table",
+           "results_values", "results_frame", "results_table", "results_markdown"]
+
+#: Table styles shared by the report's tables.
+_STYLES = [
+    {"selector": "th", "props": "text-align: center; padding: 2px 8px;"},
+    {"selector": "td", "props": "text-align: right; padding: 2px 8px; white-space: nowrap;"},
+    {"selector": "caption", "props": "caption-side: bottom; font-size: 85%; text-align: left;"},
+]
+
+
+def _source(styler, source: str | None):
+    """Name the file a table's numbers come from (``data-source``; the report test checks them)."""
+    return styler.set_table_attributes(f'data-source="{source}"') if source else styler
 
 #: Column header of each metric; the arrow says which direction is better.
 METRIC_LABELS = {"auroc": "AUROC ↑", "fpr95": "FPR95 ↓", "aupr_in": "AUPR-In ↑", "aupr_out": "AUPR-Out ↑",
@@ -117,25 +129,18 @@ def results_table(
     percent: bool = True,
     ci: bool = True,
     caption: str | None = CAPTION,
+    source: str | None = None,
 ):
-    """HTML-ready ``pandas.io.formats.style.Styler`` of one benchmark's results, best in bold."""
+    """HTML-ready ``pandas.io.formats.style.Styler`` of one benchmark's results, best in bold;
+    ``source``: the file the numbers come from (an HTML attribute of the table)."""
     values = results_values(summary_df, metric_pairs, "value")
     text = results_frame(summary_df, metric_pairs, digits=digits, percent=percent, ci=ci)
     best = _best_mask(values, digits, percent)
     text.columns = pd.MultiIndex.from_tuples([(s, METRIC_LABELS.get(m, m)) for s, m in text.columns], names=["set", "metric"])
     best.columns = text.columns
     styles = pd.DataFrame(np.where(best.to_numpy(), "font-weight: bold", ""), index=text.index, columns=text.columns)
-    styler = text.style.apply(lambda _: styles, axis=None)
-    styler = styler.set_table_styles(
-        [
-            {"selector": "th", "props": "text-align: center; padding: 2px 8px;"},
-            {"selector": "td", "props": "text-align: right; padding: 2px 8px; white-space: nowrap;"},
-            {"selector": "caption", "props": "caption-side: bottom; font-size: 85%; text-align: left;"},
-        ]
-    )
-    if caption:
-        styler = styler.set_caption(caption)
-    return styler
+    styler = _source(text.style.apply(lambda _: styles, axis=None).set_table_styles(_STYLES), source)
+    return styler.set_caption(caption) if caption else styler
 
 
 def glance_values(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "auroc", rank_by: str = "near") -> pd.DataFrame:
@@ -145,13 +150,57 @@ def glance_values(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "
 
 
 def glance_table(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "auroc", rank_by: str = "near",
-                 *, caption: str | None = None):
+                 *, caption: str | None = None, source: str | None = None):
     """The report's one-screen summary: :func:`glance_values` in percent, coloured from chance
-    (red, 50) to perfect (green, 100) for AUROC."""
+    (red, 50) to perfect (green, 100) for AUROC (HTML class ``glance``)."""
     values = glance_values(summary_df, sets, metric, rank_by) * 100
     styler = values.style.format("{:.1f}").background_gradient(cmap="RdYlGn", vmin=50, vmax=100, axis=None)
     styler = styler.set_table_styles([{"selector": "td, th", "props": "padding: 1px 6px; text-align: right;"},
                                       {"selector": "caption", "props": "caption-side: bottom; font-size: 85%; text-align: left;"}])
+    styler = styler.set_table_attributes(f'class="glance"{f" data-source={chr(34)}{source}{chr(34)}" if source else ""}')
+    return styler.set_caption(caption) if caption else styler
+
+
+def paired_frame(paired: pd.DataFrame, targets: Sequence[str], roles: Sequence[str] = ("vs MSP", "vs best baseline"),
+                 *, alpha: float = 0.05, digits: int = 1) -> pd.DataFrame:
+    """Detector x (target, comparison) cells ``"+3.1 [+2.0, +4.2] ✓"`` from a paired table
+    (:func:`ood.summarize.paired_differences` with ``p_holm``): the difference in points, its
+    interval, ✓ where the Holm-adjusted p is at most ``alpha``. A comparison column is named by
+    its reference detector (``vs msp``, ``vs best: knn``, ``vs energy``)."""
+    rows: dict[str, dict[tuple[str, str], str]] = {}
+    columns: list[tuple[str, str]] = []
+    for r in paired.itertuples(index=False):
+        if r.set not in targets:
+            continue
+        for role in roles:
+            if role in r.role.split("; "):
+                column = (r.set, f"vs best: {r.b}" if role == "vs best baseline" else f"vs {r.b}")
+                cell = f"{100 * r.diff:+.{digits}f} [{100 * r.lo:+.{digits}f}, {100 * r.hi:+.{digits}f}]"
+                rows.setdefault(r.a, {})[column] = cell + (" ✓" if r.p_holm <= alpha else "")
+                columns += [column] if column not in columns else []
+    columns.sort(key=lambda c: list(targets).index(c[0]))  # stable: the comparisons keep their order
+    index = pd.MultiIndex.from_tuples(columns, names=["set", "comparison"])
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=index).fillna("–").rename_axis("detector")
+
+
+def paired_table(paired: pd.DataFrame, targets: Sequence[str], roles: Sequence[str] = ("vs MSP", "vs best baseline"),
+                 *, alpha: float = 0.05, caption: str | None = None, source: str | None = None):
+    """:func:`paired_frame` of one metric as a Styler: significant wins green, significant losses
+    red (a lower FPR95 is a win)."""
+    metrics = paired["metric"].unique()
+    if len(metrics) != 1:
+        raise ValueError(f"paired_table shows one metric at a time, got {list(metrics)}")
+    text = paired_frame(paired, targets, roles, alpha=alpha)
+    win = "+" if HIGHER_IS_BETTER[metrics[0]] else "-"
+
+    def colour(cell: str) -> str:
+        if "✓" not in cell:
+            return ""
+        return "background-color: #d9f0d3" if cell.startswith(win) else "background-color: #f4d3d3"
+
+    styler = text.style.map(colour).set_table_styles(_STYLES)
+    if source:
+        styler = styler.set_table_attributes(f'data-source="{source}" data-metric="{metrics[0]}"')
     return styler.set_caption(caption) if caption else styler
 
 

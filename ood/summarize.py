@@ -22,6 +22,8 @@ come from ``reports/scores/<benchmark>/ablations/<stage>.csv`` and go to ``repor
 (same shape as metrics.json) and ``reports/<benchmark>/ablations.csv``, never to metrics.json.
 
 Writes ``reports/<benchmark>/summary.csv`` (image metrics with CIs, combinations included),
+``reports/<benchmark>/roc.csv`` and ``pr.csv`` (every curve on a fixed grid: the DVC plots),
+``reports/<benchmark>/paired.csv`` and ``reports/<dense>/paired.csv`` (paired tests),
 ``reports/<dense>/summary.csv`` (every dense stage's summary), ``reports/scores/<benchmark>/combine.csv``
 and ``reports/metrics.json`` (DVC metrics, values only).
 """
@@ -40,7 +42,7 @@ from . import metrics as M
 from . import params as P
 from .evaluate import ID_SET, VAL_SET
 
-__all__ = ["atomic_write", "best_baselines", "combine", "comparison_pairs", "fit_standardiser", "metrics_json",
+__all__ = ["atomic_write", "best_baselines", "combine", "comparison_pairs", "curve_files", "fit_standardiser", "metrics_json",
            "paired_differences", "reference_comparisons", "run"]
 
 
@@ -225,6 +227,20 @@ def dense_paired_differences(accumulators: Mapping[str, Mapping[str, M.PixelMetr
                                        "p", "n_images"])
 
 
+def curve_files(scores: pd.DataFrame, points: int = 101) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ROC (``detector, set, fpr, tpr``) and PR (``detector, set, recall, precision``) curves of
+    every detector on every OOD set, on a fixed grid (:func:`ood.metrics.curve_points`): the DVC
+    plots of ``dvc.yaml``, small enough to diff across experiments (``dvc plots diff``)."""
+    roc, pr = [], []
+    for det, df in scores[scores["set"] != VAL_SET].groupby("detector", sort=False):
+        ids = df.loc[df["set"] == ID_SET, "score"].to_numpy(np.float64)
+        for set_name, part in df[df["set"] != ID_SET].groupby("set", sort=False):
+            c = M.curve_points(ids, part["score"].to_numpy(np.float64), points)
+            roc.append(pd.DataFrame({"detector": det, "set": set_name, "fpr": c["fpr"], "tpr": c["tpr"]}))
+            pr.append(pd.DataFrame({"detector": det, "set": set_name, "recall": c["recall"], "precision": c["precision"]}))
+    return pd.concat(roc, ignore_index=True).round(5), pd.concat(pr, ignore_index=True).round(5)
+
+
 def image_scores(root: Path, benchmark: str) -> pd.DataFrame:
     files = sorted((root / "reports" / "scores" / benchmark).glob("*.csv"))
     files = [f for f in files if f.stem != "combine"]
@@ -272,6 +288,9 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"],
                           replicates=replicates)
     summary.to_csv(reports / name / "summary.csv", index=False)
+    roc, pr = curve_files(evaluated)
+    roc.to_csv(reports / name / "roc.csv", index=False)
+    pr.to_csv(reports / name / "pr.csv", index=False)
     detectors = list(pd.unique(evaluated["detector"]))
     best = best_baselines(summary, params["detectors"]["names"], list(groups), "auroc")
     paired = paired_differences(evaluated, reference_comparisons(detectors, best, groups, C["names"]), groups,

@@ -142,6 +142,22 @@ def test_roc_curve_matches_sklearn():
     assert np.trapezoid(tpr, fpr) == pytest.approx(M.auroc(id_scores, ood_scores))
 
 
+def test_curve_points_sample_the_roc_and_pr_curves_of_sklearn():
+    from sklearn.metrics import precision_recall_curve
+
+    rng = np.random.default_rng(6)
+    id_scores, ood_scores = np.round(rng.normal(size=300), 1), np.round(rng.normal(1, size=80), 1)
+    c = M.curve_points(id_scores, ood_scores, points=51)
+    y, s = np.r_[np.zeros(300), np.ones(80)], np.r_[id_scores, ood_scores]
+    fpr, tpr, _ = sk_roc_curve(y, s, drop_intermediate=False)
+    for x, t in zip(c["fpr"], c["tpr"]):  # the best TPR at FPR <= x
+        assert t == pytest.approx(tpr[fpr <= x + 1e-12].max())
+    precision, recall, _ = precision_recall_curve(y, s)
+    for r, p in zip(c["recall"][1:], c["precision"][1:]):  # the first threshold (highest) reaching recall r
+        assert p == pytest.approx(precision[recall >= r - 1e-12][-1])
+    assert c["precision"][0] == pytest.approx(precision[recall > 0][-1])  # recall 0: the first detection
+
+
 def test_invariant_to_monotone_transform_and_order():
     rng = np.random.default_rng(7)
     id_scores, ood_scores = rng.normal(size=200), rng.normal(0.5, size=50)

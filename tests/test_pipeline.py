@@ -74,6 +74,8 @@ def study(tmp_path_factory) -> Path:
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "fixture"], work)
     run(["dvc", "repro"], work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "baseline results"], work)  # what experiments are compared against
     return work
 
 
@@ -224,6 +226,25 @@ def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: P
     sharded = pd.read_csv(scores)
     pd.testing.assert_frame_equal(sharded.drop(columns="score"), single.drop(columns="score"))
     assert (sharded["score"] - single["score"]).abs().max() < 1e-4
+
+
+def test_experiments_compare_side_by_side_and_as_dvc_plots(study: Path) -> None:
+    """After the ablation above: `python -m ood.compare` renders the experiment next to the
+    committed baseline (differing parameters, each value as in its metrics.json), and
+    `dvc plots diff` overlays their ROC curves."""
+    exps = json.loads(run(["dvc", "exp", "show", "--json"], study).stdout)[1]["experiments"]
+    assert len(exps) == 1
+    exp = exps[0]["revs"][0]
+    out = run([sys.executable, "-m", "ood.compare", "-o", "reports/compare.html"], study).stdout
+    assert "1 run(s) vs" in out
+    page = (study / "reports" / "compare.html").read_text()
+    assert "heatmap.score.reduce" in page and "detectors.knn.k" in page and "<script" not in page
+    ours = exp["data"]["metrics"]["reports/metrics.json"]["data"]["fmnist6"]["detectors"]
+    theirs = json.loads(run(["git", "show", "HEAD:reports/metrics.json"], study).stdout)["fmnist6"]["detectors"]
+    for values in (ours, theirs):
+        assert f"{100 * values['knn']['near']['auroc']:.1f} [" in page
+    plots = run(["dvc", "plots", "diff", "HEAD", exp["rev"], "-o", "plots"], study).stdout
+    assert (study / "plots" / "index.html").exists(), plots
 
 
 def test_scoring_parameters_are_read_by_their_scoring_stage_only() -> None:

@@ -250,3 +250,76 @@ def test_glance_table_ranks_detectors_by_near_and_keeps_the_summary_values():
     assert list(T.glance_values(summary, ["near"], metric="fpr95").index) == ["a", "c", "b"]  # lower is better
     html = T.glance_table(summary, ["near", "far"], caption="at a glance").to_html()
     assert "80.0" in html and "95.0" in html and "at a glance" in html and "background-color" in html
+
+
+# --------------------------------------------------------------------------------------------
+# PR curves, paired tables, HTML pieces, provenance
+# --------------------------------------------------------------------------------------------
+def test_pr_curves_legend_is_the_mean_aupr_out(scores_df):
+    fig = F.pr_curves(scores_df, "near", ["msp", "knn"], groups=GROUPS)
+    labels = [ln.get_label() for ln in _data_lines(fig.axes[0])]
+    for det, label in zip(["msp", "knn"], labels):
+        mean = np.mean([M.aupr_out(_sel(scores_df, det, "id"), _sel(scores_df, det, s)) for s in GROUPS["near"]])
+        assert label == f"{det} ({100 * mean:.1f})"
+
+
+def paired_rows() -> pd.DataFrame:
+    cols = ["a", "b", "role", "set", "metric", "diff", "lo", "hi", "p_holm"]
+    return pd.DataFrame([("heatmap", "msp", "vs MSP", "near", "auroc", 0.118, 0.109, 0.126, 1e-9),
+                         ("heatmap", "knn", "vs best baseline", "near", "auroc", -0.02, -0.05, 0.01, 0.4),
+                         ("knn", "msp", "vs MSP; combination part", "near", "auroc", 0.05, 0.04, 0.06, 0.01)], columns=cols)
+
+
+def test_paired_frame_marks_holm_significance_and_names_the_reference():
+    frame = T.paired_frame(paired_rows(), ["near"])
+    assert list(frame.columns) == [("near", "vs msp"), ("near", "vs best: knn")]
+    assert frame.loc["heatmap", ("near", "vs msp")] == "+11.8 [+10.9, +12.6] ✓"
+    assert frame.loc["heatmap", ("near", "vs best: knn")] == "-2.0 [-5.0, +1.0]"  # p_holm 0.4: no mark
+    assert frame.loc["knn", ("near", "vs best: knn")] == "–"
+    parts = T.paired_frame(paired_rows(), ["near"], roles=("combination part",))
+    assert list(parts.index) == ["knn"] and list(parts.columns) == [("near", "vs msp")]
+
+
+def test_paired_table_colours_wins_by_the_metrics_direction():
+    auroc = T.paired_table(paired_rows(), ["near"], source="b/paired.csv").to_html()
+    assert 'data-source="b/paired.csv" data-metric="auroc"' in auroc and "#d9f0d3" in auroc and "#f4d3d3" not in auroc
+    fpr = T.paired_table(paired_rows().assign(metric="fpr95"), ["near"]).to_html()
+    assert "#f4d3d3" in fpr and "#d9f0d3" not in fpr  # a higher FPR95 is a loss
+    with pytest.raises(ValueError, match="one metric"):
+        T.paired_table(pd.concat([paired_rows(), paired_rows().assign(metric="fpr95")]), ["near"])
+
+
+def test_img_tag_embeds_the_figure_and_closes_it():
+    import base64
+
+    from ood.report.html import details, img_tag
+
+    fig = plt.figure(figsize=(2, 1))
+    tag = img_tag(fig, dpi=50, alt="a <b>")
+    assert not plt.fignum_exists(fig.number) and 'alt="a &lt;b&gt;"' in tag
+    png = base64.b64decode(tag.split("base64,")[1].split('"')[0])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 100  # 2 in x 50 dpi
+    assert details("s", "<p>b</p>") == "<details><summary>s</summary>\n<p>b</p>\n</details>"
+    assert details("s", "", open_=True).startswith("<details open>")
+
+
+def test_provenance_names_the_commit_params_and_data(tmp_path):
+    import hashlib
+    import subprocess
+
+    from ood.report.provenance import provenance
+
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    (tmp_path / "data.dvc").write_text("outs:\n- md5: abc.dir\n  path: data\n")
+    assert provenance(tmp_path)["code (git)"] == "not a git checkout"
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"]):
+        subprocess.run(["git", *cmd], cwd=tmp_path, env=env, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    prov = provenance(tmp_path)
+    assert prov["code (git)"] == f"{head[:12]} (clean tree)" and prov["data/ (DVC md5)"] == "abc.dir"
+    assert prov["params.yaml (sha256)"] == hashlib.sha256(b"seed: 0\n").hexdigest()[:16]
+    assert "torch " in prov["packages"] and "nflows " in prov["packages"]
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    assert "uncommitted changes" in provenance(tmp_path)["code (git)"]

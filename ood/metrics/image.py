@@ -34,6 +34,7 @@ import numpy as np
 __all__ = [
     "METRICS",
     "HIGHER_IS_BETTER",
+    "curve_points",
     "auroc",
     "fpr_at_tpr",
     "aupr_in",
@@ -202,3 +203,19 @@ def roc_curve(id_scores, ood_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray
     tpr = np.r_[0.0, tps / oods.size]
     thresholds = np.r_[np.inf, grid[::-1]]
     return fpr, tpr, thresholds
+
+
+def curve_points(id_scores, ood_scores, points: int = 101) -> dict[str, np.ndarray]:
+    """ROC and precision–recall curves sampled on a fixed grid (for plots and DVC plot files):
+    ``fpr`` (the grid) with ``tpr`` = the best TPR at FPR <= each grid value, and ``recall`` (the
+    grid) with ``precision`` = that of the first threshold reaching each recall (step-wise, as AP)."""
+    ids = _as_scores(id_scores, "id_scores")
+    oods = _as_scores(ood_scores, "ood_scores")
+    fpr, tpr, _ = roc_curve(ids, oods)
+    grid = np.linspace(0.0, 1.0, points)
+    tpr_at = tpr[np.searchsorted(fpr, grid, side="right") - 1]  # fpr is non-decreasing, tpr too
+    tp, fp = tpr[1:] * oods.size, fpr[1:] * ids.size
+    # recall 0 reads the first threshold that detects any OOD sample (precision is undefined before)
+    at = np.minimum(np.searchsorted(tpr[1:], np.maximum(grid, 1.0 / oods.size), side="left"), tp.size - 1)
+    precision = tp[at] / np.maximum(tp[at] + fp[at], 1.0)
+    return {"fpr": grid, "tpr": tpr_at, "recall": grid, "precision": precision}

@@ -179,11 +179,7 @@ def pr_curves(scores_df: pd.DataFrame, set_name: str, detectors: Sequence[str] |
         id_scores, precisions, aupr = _scores(scores_df, det, "id"), [], []
         for s in members:
             ood = _scores(scores_df, det, s)
-            fpr, tpr, _ = M.roc_curve(id_scores, ood)
-            tp, fp = tpr[1:] * ood.size, fpr[1:] * id_scores.size
-            # precision at each recall: that of the first threshold reaching it (step-wise, as AP)
-            at = np.minimum(np.searchsorted(tpr[1:], recall, side="left"), tp.size - 1)
-            precisions.append(tp[at] / np.maximum(tp[at] + fp[at], 1))
+            precisions.append(M.curve_points(id_scores, ood, recall.size)["precision"])
             aupr.append(M.aupr_out(id_scores, ood))
             chance.append(ood.size / (ood.size + id_scores.size))
         ax.plot(recall, np.mean(precisions, axis=0), color=palette[det], lw=1.6,

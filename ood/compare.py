@@ -1,0 +1,490 @@
+"""Ablation reports: DVC experiments side by side, as one self-contained HTML page.
+
+``python -m ood.compare [EXP ...] [--baseline REV] [-o reports/compare.html] [--headline]``
+
+Runs are named as ``dvc exp show`` names them (experiment names, ``workspace``, the baseline's
+branch) or by any git revision; by default every experiment of the workspace's HEAD, against HEAD.
+Each run is read at its commit through :class:`dvc.api.DVCFileSystem`: ``params.yaml`` and the
+metrics files (in git) always; the summary tables (bootstrap CIs) and per-image scores are cached
+DVC outs, read from the local cache, and a run whose outs are not there (``dvc exp pull`` fetches
+them) is shown without intervals, with a note saying so.
+
+The page has (1) the parameters that differ from the baseline; (2) per benchmark and metric, every
+detector x set with its value [CI] in each run and its difference to the baseline: for image
+benchmarks a *paired* bootstrap interval (both runs' per-image scores resampled with the same draws,
+:func:`ood.metrics.bootstrap_samples`, with the baseline's seed, resamples and level), elsewhere the
+difference of values alone; (3) for runs whose parameters differ only in ``seed``, mean ± std across
+seeds next to the mean within-run CI half-width (:func:`seed_summary`), as OpenOOD reports three
+checkpoints: which one dominates says how much of a difference is noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+from dvc.api import DVCFileSystem
+from dvc_data.index import DataIndexDirError
+
+from . import metrics as M
+from .evaluate import ID_SET, VAL_SET
+from .report.tables import METRIC_LABELS
+from .summarize import atomic_write
+
+__all__ = ["CompareError", "Run", "compare", "differing_params", "headline_frame", "list_experiments", "load_run",
+           "main", "render_html", "resolve", "seed_summary"]
+
+# What the summarize stage writes: metrics (git), summary tables and per-image scores (DVC outs);
+# ablations.json has the same shape as metrics.json, with other detector names.
+METRICS_FILES = ("reports/metrics.json", "reports/ablations.json")
+SUMMARY_FILES = ("reports/{bench}/summary.csv", "reports/{bench}/ablations.csv")
+SCORES_GLOBS = ("reports/scores/{bench}/*.csv", "reports/scores/{bench}/ablations/*.csv")
+HEADLINE_SETS = ("near", "far", "all")
+HEADLINE_METRICS = ("ap", "auroc")  # first present wins: dense benchmarks report both, AP is their headline
+# A cached out missing from the local cache: a file, or a directory whose listing is unknown.
+UNREACHABLE = (FileNotFoundError, DataIndexDirError)
+MODEL = "(model)"  # detector name of a benchmark's model entry (accuracy, mIoU)
+ABSENT = "(absent)"  # a param a run does not have
+KEY = ["benchmark", "detector", "set", "metric"]
+
+
+class CompareError(ValueError):
+    """An experiment cannot be found or read; the message says what is available."""
+
+
+@dataclass
+class Run:
+    """One run: its params (dotted keys, as ``dvc exp show``) and tidy results
+    ``benchmark, detector, set, metric, value, lo, hi`` (lo/hi NaN where the summary is unreachable)."""
+
+    name: str
+    rev: str | None  # git commit; None = the workspace
+    params: dict[str, Any]
+    results: pd.DataFrame
+    fs: DVCFileSystem = field(repr=False)  # the repository at rev
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# finding and reading runs
+# --------------------------------------------------------------------------------------------
+def list_experiments(root: Path) -> dict[str, str | None]:
+    """Name -> commit of what ``dvc exp show`` lists: the workspace (None), the baseline (HEAD),
+    then its experiments that have results (queued, running and failed ones have none)."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CompareError(f"dvc exp show failed in {root}: {proc.stderr.strip()}")
+    out: dict[str, str | None] = {}
+    for row in json.loads(proc.stdout):
+        if row["rev"] == "workspace":
+            out["workspace"] = None
+            continue
+        out[row["name"] or row["rev"][:7]] = row["rev"]
+        for exp in row.get("experiments") or []:
+            state = (exp.get("executor") or {}).get("state", "success")
+            for r in exp["revs"]:
+                if state == "success" and not r.get("error"):
+                    out[r["name"] or r["rev"][:7]] = r["rev"]
+    return out
+
+
+def resolve(root: Path, names: Sequence[str], available: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
+    """``(name, commit)`` of each name: an entry of ``available`` or any git revision."""
+    out = []
+    for name in names:
+        if name in available:
+            out.append((name, available[name]))
+            continue
+        proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"], cwd=root,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CompareError(f"unknown experiment {name!r}; available: {', '.join(available)} (or any git revision)")
+        out.append((name, proc.stdout.strip()))
+    return out
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _tidy_metrics(doc: Mapping[str, Any]) -> list[tuple]:
+    rows = []
+    for bench, entry in doc.items():
+        rows += [(bench, MODEL, "", m, v) for m, v in entry.get("model", {}).items()]
+        rows += [(bench, det, s, m, v) for det, sets in entry.get("detectors", {}).items()
+                 for s, values in sets.items() for m, v in values.items()]
+    return rows
+
+
+def load_run(root: Path, name: str, rev: str | None) -> Run:
+    """Params, metrics and (where the DVC cache has them) the summary tables' intervals of one run."""
+    fs = DVCFileSystem(str(root), rev=rev)
+    params = _flatten(yaml.safe_load(fs.read_text("params.yaml")) or {})
+    rows = [r for path in METRICS_FILES if fs.exists(path) for r in _tidy_metrics(json.loads(fs.read_text(path)))]
+    results = pd.DataFrame(rows, columns=[*KEY, "value"])
+    notes, intervals = [], []
+    for bench in pd.unique(results["benchmark"]):
+        for pattern in SUMMARY_FILES:
+            path = pattern.format(bench=bench)
+            if not fs.exists(path):
+                continue
+            try:
+                with fs.open(path) as f:
+                    intervals.append(pd.read_csv(f).assign(benchmark=bench)[[*KEY, "lo", "hi"]])
+            except UNREACHABLE:  # listed in the commit's dvc.lock, not in the local cache
+                notes.append(f"{name}: {path} is not in the local DVC cache (dvc exp pull / dvc pull fetches it): "
+                             "its values are shown without intervals")
+    ci = pd.concat(intervals, ignore_index=True) if intervals else pd.DataFrame(columns=[*KEY, "lo", "hi"])
+    results = results.merge(ci.astype({"lo": float, "hi": float}), on=KEY, how="left")
+    return Run(name, rev, params, results, fs, notes)
+
+
+def _scores(run: Run, bench: str) -> pd.DataFrame | None:
+    """Per-image test scores of ``bench`` (every scores file, ablations included), or None."""
+    try:
+        paths = [p for pattern in SCORES_GLOBS for p in run.fs.glob(pattern.format(bench=bench))]
+        if not paths:
+            return None  # dense benchmarks keep per-pixel maps, not per-image scores
+        frames = []
+        for path in paths:
+            with run.fs.open(path) as f:
+                frames.append(pd.read_csv(f))
+    except UNREACHABLE:
+        run.notes.append(f"{run.name}: per-image scores of {bench} are not in the local DVC cache: "
+                         "differences without paired intervals")
+        return None
+    scores = pd.concat(frames, ignore_index=True)
+    return scores[scores["set"] != VAL_SET]
+
+
+def _groups(run: Run, bench: str) -> dict[str, list[str]]:
+    try:
+        return json.loads(run.fs.read_text(f"reports/{bench}/data.json"))["groups"]
+    except (FileNotFoundError, KeyError):
+        return {}
+
+
+# --------------------------------------------------------------------------------------------
+# differences to the baseline
+# --------------------------------------------------------------------------------------------
+def differing_params(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
+    """Parameters where any run differs from the baseline: index = key, one column per run
+    (the baseline first; :data:`ABSENT` where a run lacks the key)."""
+    keys = [k for k in dict.fromkeys([*baseline.params, *(k for r in runs for k in r.params)])
+            if any(r.params.get(k, ABSENT) != baseline.params.get(k, ABSENT) for r in runs)]
+    columns = {r.name: pd.Series([r.params.get(k, ABSENT) for k in keys], dtype=object) for r in [baseline, *runs]}
+    return pd.DataFrame(columns).set_axis(pd.Index(keys, name="param"))  # object dtype: 0 stays 0, not 0.0
+
+
+@dataclass(frozen=True)
+class _Boot:
+    keys: pd.MultiIndex  # (set, index) of every test image, sorted: pairing needs the same images
+    values: dict[str, dict[str, float]]
+    reps: dict[str, dict[str, np.ndarray]]
+
+
+def _bootstrap(scores: pd.DataFrame, n_boot: int, seed: int) -> dict[str, _Boot]:
+    """Each detector's metric values and bootstrap replicates per OOD set, computed once per run
+    (the baseline's are reused against every experiment)."""
+    out = {}
+    for det, df in scores.groupby("detector", sort=False):
+        df = df.sort_values(["set", "index"], kind="stable")  # the order summarize resamples in
+        ids = df.loc[df["set"] == ID_SET, "score"].to_numpy(np.float64)
+        ood = {s: g["score"].to_numpy(np.float64) for s, g in df[df["set"] != ID_SET].groupby("set", sort=False)}
+        if ids.size and ood:
+            out[det] = _Boot(pd.MultiIndex.from_frame(df[["set", "index"]]),
+                             {s: M.image_metrics(ids, o) for s, o in ood.items()},
+                             M.bootstrap_samples(ids, ood, n_boot=n_boot, seed=seed))
+    return out
+
+
+def _paired_deltas(base: Mapping[str, _Boot], other: Mapping[str, _Boot], groups: Mapping[str, Sequence[str]],
+                   level: float) -> pd.DataFrame:
+    """``other − base`` per detector, set (and group: mean over its sets, replicate by replicate,
+    as :func:`ood.metrics.summarize`) and metric, with the percentile interval of the paired
+    replicates; only detectors that scored the same images in both runs. The same computation as
+    :func:`ood.summarize.paired_differences` does between two detectors of one run, but between
+    runs, for every metric at once, on replicates computed once per run."""
+    rows = []
+    for det in [d for d in other if d in base and other[d].keys.equals(base[d].keys)]:
+        a, b = other[det], base[det]
+        targets = [(s, [s]) for s in a.values]
+        targets += [(g, list(m)) for g, m in groups.items() if m and all(s in a.values for s in m)]
+        for target, members in targets:
+            for m in M.METRICS:
+                delta = np.mean([a.values[s][m] for s in members]) - np.mean([b.values[s][m] for s in members])
+                reps = np.mean([a.reps[s][m] - b.reps[s][m] for s in members], axis=0)
+                rows.append((det, target, m, float(delta), *M.percentile_interval(reps, level)))
+    return pd.DataFrame(rows, columns=["detector", "set", "metric", "delta", "delta_lo", "delta_hi"])
+
+
+def _settings(baseline: Run) -> tuple[int, float, int]:
+    """Resamples, level and seed of the intervals: the baseline's (params.yaml defaults if absent)."""
+    p = baseline.params
+    return int(p.get("evaluate.bootstrap", 200)), float(p.get("evaluate.ci_level", 0.95)), int(p.get("seed", 0))
+
+
+def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
+    """Tidy comparison: ``run, benchmark, detector, set, metric, value, lo, hi, delta, delta_lo,
+    delta_hi`` (delta = run − baseline; NaN for the baseline's own rows). delta_lo/hi: paired
+    bootstrap interval where both runs have per-image scores of the same images (and the same
+    seed, which draws the data splits), else NaN (delta is then the difference of the
+    metrics-file values)."""
+    n_boot, level, seed = _settings(baseline)
+    boots: dict[tuple[str, str], dict[str, _Boot]] = {}
+
+    def boot(run: Run, bench: str) -> dict[str, _Boot]:
+        if (run.name, bench) not in boots:
+            scores = _scores(run, bench)
+            boots[run.name, bench] = {} if scores is None else _bootstrap(scores, n_boot, seed)
+        return boots[run.name, bench]
+
+    base_values = baseline.results.set_index(KEY)["value"]
+    frames = [baseline.results.assign(run=baseline.name, delta=np.nan, delta_lo=np.nan, delta_hi=np.nan)]
+    for run in runs:
+        t = run.results.set_index(KEY)
+        t["delta"] = t["value"] - base_values.reindex(t.index)
+        t["delta_lo"] = t["delta_hi"] = np.nan
+        # another seed draws other data splits: the same (set, index) may be another image
+        same_images = run.params.get("seed") == baseline.params.get("seed")
+        for bench in pd.unique(run.results["benchmark"]) if same_images else []:
+            base_boot = boot(baseline, bench)
+            paired = _paired_deltas(base_boot, boot(run, bench), _groups(baseline, bench), level) if base_boot else None
+            if paired is not None and len(paired):
+                t.update(paired.assign(benchmark=bench).set_index(KEY))
+        frames.append(t.reset_index().assign(run=run.name))
+    cols = ["run", *KEY, "value", "lo", "hi", "delta", "delta_lo", "delta_hi"]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def seed_summary(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
+    """Runs (the baseline among them) whose params differ only in ``seed`` form one configuration;
+    for each with two runs or more: ``config, runs, n, benchmark, detector, set, metric, mean, std
+    (ddof=1, across seeds), ci_half`` (mean within-run CI half-width, NaN without intervals).
+    ``config`` names the params that differ from the baseline's (seed aside)."""
+    configs: dict[str, list[Run]] = {}
+    for run in [baseline, *(r for r in runs if r.name != baseline.name)]:
+        changed = {k: v for k, v in run.params.items() if k != "seed" and v != baseline.params.get(k, ABSENT)}
+        changed |= {k: ABSENT for k in baseline.params if k != "seed" and k not in run.params}
+        label = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "baseline params"
+        configs.setdefault(label, []).append(run)
+    frames = []
+    for label, members in configs.items():
+        if len(members) < 2:
+            continue
+        t = pd.concat([r.results.assign(half=(r.results["hi"] - r.results["lo"]) / 2) for r in members])
+        agg = t.groupby(KEY, sort=False).agg(n=("value", "size"), mean=("value", "mean"),
+                                             std=("value", lambda v: v.std(ddof=1)), ci_half=("half", "mean"))
+        frames.append(agg.reset_index().assign(config=label, runs=", ".join(r.name for r in members)))
+    cols = ["config", "runs", "n", *KEY, "mean", "std", "ci_half"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def headline_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """Headline metric of each benchmark on its headline sets: rows (benchmark, detector),
+    columns (run, set); for a terminal (``--headline``)."""
+    frames = []
+    for run in runs:
+        r = run.results
+        head = {b: _headline_metric(r[r["benchmark"] == b]) for b in pd.unique(r["benchmark"])}
+        keep = r["set"].isin(HEADLINE_SETS) & (r["metric"] == r["benchmark"].map(head))
+        frames.append(r[keep].assign(run=run.name, benchmark=r["benchmark"] + " " + r["metric"]))
+    t = pd.concat(frames)
+    return t.pivot_table(index=["benchmark", "detector"], columns=["run", "set"], values="value", sort=False)
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;font-size:14px}
+table{border-collapse:collapse;margin:.5em 0 1em}th,td{padding:2px 8px;border-bottom:1px solid #ddd;white-space:nowrap}
+td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3;position:sticky;top:0}
+table.params td{white-space:normal;max-width:40em}.note{color:#555;font-size:90%}
+.sig{font-weight:bold}.better{color:#1a7f37}.worse{color:#cf222e}
+details{margin:.3em 0}summary{cursor:pointer;font-weight:600}"""
+
+
+def _headline_metric(results: pd.DataFrame) -> str:
+    present = set(results["metric"])
+    return next((m for m in HEADLINE_METRICS if m in present), sorted(present)[0])
+
+
+def _row_order(t: pd.DataFrame) -> pd.DataFrame:
+    """Headline sets first (then the others as they come), detectors as in the metrics file."""
+    sets = list(dict.fromkeys(["", *HEADLINE_SETS, *t["set"]]))
+    dets = list(dict.fromkeys(t["detector"]))
+    rank = t.assign(_s=t["set"].map(sets.index), _d=t["detector"].map(dets.index))
+    return rank.sort_values(["_s", "_d"]).drop(columns=["_s", "_d"])
+
+
+def _pct(v: float, digits: int = 1, sign: str = "") -> str:
+    return "–" if pd.isna(v) else f"{100 * v:{sign}.{digits}f}"
+
+
+def _interval(lo: float, hi: float, digits: int = 1) -> str:
+    return "" if pd.isna(lo) or pd.isna(hi) else f" [{_pct(lo, digits)}, {_pct(hi, digits)}]"
+
+
+def _delta_cell(metric: str, d: float, lo: float, hi: float) -> str:
+    if pd.isna(d):
+        return '<td class="n">–</td>'
+    if pd.isna(lo):
+        return f'<td class="n">{_pct(d, 2, "+")}†</td>'
+    if lo <= 0 <= hi:
+        return f'<td class="n">{_pct(d, 2, "+")}{_interval(lo, hi, 2)}</td>'
+    better = (d > 0) == M.HIGHER_IS_BETTER.get(metric, True)
+    return f'<td class="n sig {"better" if better else "worse"}">{_pct(d, 2, "+")}{_interval(lo, hi, 2)}</td>'
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    th = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
+    return f"<table class='{cls}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _td(value: Any) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)  # lists: params such as detectors.names
+    return f"<td>{html.escape(text)}</td>"
+
+
+def _metric_table(table: pd.DataFrame, names: Sequence[str]) -> str:
+    """Rows = set x detector of one benchmark and metric (the baseline's first); baseline value
+    [CI], then per run value [CI] and Δ."""
+    wide = {run: t.set_index(["set", "detector"]) for run, t in table.groupby("run", sort=False)}
+    base, metric = names[0], table["metric"].iat[0]
+    rows = []
+    for s, det in _row_order(table.drop_duplicates(["set", "detector"]))[["set", "detector"]].itertuples(index=False):
+        cells = [_td(s), _td(det)]
+        for i, run in enumerate(names):
+            r = wide[run].loc[(s, det)] if (s, det) in wide[run].index else None
+            if r is None:
+                cells += ['<td class="n">–</td>'] * (1 if i == 0 else 2)
+                continue
+            cells.append(f'<td class="n">{_pct(r["value"])}{_interval(r["lo"], r["hi"])}</td>')
+            if i:
+                cells.append(_delta_cell(metric, r["delta"], r["delta_lo"], r["delta_hi"]))
+        rows.append(cells)
+    head = ["set", "detector", f"{html.escape(base)} (baseline)"] + [h for n in names[1:] for h in (html.escape(n), "Δ")]
+    return _table(head, rows)
+
+
+def _seed_table(seeds: pd.DataFrame) -> str:
+    configs = list(dict.fromkeys(seeds["config"]))
+    wide = {c: t.set_index(["set", "detector"]) for c, t in seeds.groupby("config", sort=False)}
+    rows = []
+    for s, det in _row_order(seeds.drop_duplicates(["set", "detector"]))[["set", "detector"]].itertuples(index=False):
+        cells = [_td(s), _td(det)]
+        for c in configs:
+            r = wide[c].loc[(s, det)] if (s, det) in wide[c].index else None
+            spread = [f'<td class="n">{_pct(r["mean"])} ± {_pct(r["std"], 2)}</td>',
+                      f'<td class="n">{_pct(r["ci_half"], 2)}</td>'] if r is not None else ['<td class="n">–</td>'] * 2
+            cells += spread
+        rows.append(cells)
+    head = ["set", "detector"] + [h for c in configs for h in (
+        f"{html.escape(c)}<br>mean ± std, n={int(wide[c]['n'].max())}", "mean CI ½-width (±)")]
+    return _table(head, rows)
+
+
+def _sections(table: pd.DataFrame, render) -> str:
+    """Per benchmark: the headline metric's table open, the other metrics folded."""
+    parts = []
+    for bench, bt in table.groupby("benchmark", sort=False):
+        head = _headline_metric(bt[bt["detector"] != MODEL])
+        parts.append(f"<h3>{html.escape(bench)}</h3>")
+        for metric, mt in sorted(bt.groupby("metric", sort=False), key=lambda kv: kv[0] != head):
+            label = html.escape(METRIC_LABELS.get(metric, metric))
+            body = render(mt)
+            folded = f"<details><summary>{label}</summary>{body}</details>"
+            parts.append(f"<h4>{label}</h4>{body}" if metric == head else folded)
+    return "".join(parts)
+
+
+def render_html(baseline: Run, runs: Sequence[Run], table: pd.DataFrame, params: pd.DataFrame,
+                seeds: pd.DataFrame) -> str:
+    """The comparison page (no scripts, no external resources) from :func:`compare`,
+    :func:`differing_params` and :func:`seed_summary`; render after :func:`compare`, which adds
+    the runs' notes on unreachable scores."""
+    n_boot, level, seed = _settings(baseline)
+    names = [baseline.name, *(r.name for r in runs)]
+    notes = [n for r in [baseline, *runs] for n in r.notes]
+    param_rows = [[_td(k), *(_td(v) for v in row)] for k, row in zip(params.index, params.itertuples(index=False))]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Experiments vs {html.escape(baseline.name)}</title>",
+        f"<style>{CSS}</style></head><body><h1>Experiments vs {html.escape(baseline.name)}</h1>",
+        f"<p>Baseline <b>{html.escape(baseline.name)}</b> ({baseline.rev or 'workspace'}); runs: "
+        + ", ".join(f"<b>{html.escape(r.name)}</b> ({r.rev or 'workspace'})" for r in runs) + ".</p>",
+        *(f"<p class='note'>⚠ {html.escape(n)}</p>" for n in notes),
+        "<h2>Parameters that differ</h2>",
+        _table(["param", *map(html.escape, names)], param_rows, "params") if len(params) else "<p>None.</p>",
+        "<h2>Results</h2><p class='note'>Percent; value [bootstrap CI of the run]. Δ = run − baseline in percentage "
+        f"points [{level * 100:g} % paired bootstrap interval: both runs' per-image scores resampled with the same draws, "
+        f"{n_boot} resamples, seed {seed}; images paired by (set, index), so only for runs with the baseline's seed: "
+        "another seed draws other data splits; see Seeds for those]. "
+        "<span class='sig better'>Bold green</span> / <span class='sig worse'>red</span>: the interval excludes 0 "
+        "(better / worse). † difference of values alone: no per-image scores of the same images in both runs "
+        "(dense benchmarks keep per-pixel maps; a run's scores may be missing from the cache).</p>",
+        _sections(table, lambda mt: _metric_table(mt, names)),
+    ]
+    if len(seeds):
+        out += ["<h2>Seeds</h2><p class='note'>Runs whose parameters differ only in <code>seed</code>: mean ± standard "
+                "deviation across seeds (ddof 1) next to the mean within-run CI half-width. A spread across seeds as "
+                "large as the CI means training noise matters as much as test-set noise.</p>",
+                _sections(seeds, _seed_table)]
+    return "".join(out) + "</body></html>\n"
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ood.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("experiments", nargs="*",
+                        help="experiment names or git revisions (default: all experiments of HEAD)")
+    parser.add_argument("--baseline", help="run to compare against (default: HEAD, the baseline row of dvc exp show)")
+    parser.add_argument("-o", "--output", default="reports/compare.html", type=Path)
+    parser.add_argument("--headline", action="store_true", help="print the headline metric per run instead of writing HTML")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    try:
+        available = list_experiments(root)
+        head = next(n for n, rev in available.items() if rev is not None)  # HEAD's row follows the workspace's
+        (base_name, base_rev), = resolve(root, [args.baseline or head], available)
+        names = args.experiments or [n for n in available if n not in ("workspace", head)]
+        if not names:
+            raise CompareError(f"no experiments of {head} to compare; run some (dvc exp run -S ...) or name revisions")
+        baseline = load_run(root, base_name, base_rev)
+        runs = [load_run(root, n, rev) for n, rev in resolve(root, names, available) if n != base_name]
+    except CompareError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.headline:
+        with pd.option_context("display.width", 250, "display.max_rows", None, "display.max_columns", None,
+                               "display.max_colwidth", 60):
+            print(differing_params(baseline, runs).to_string(), end="\n\n")
+            print((headline_frame([baseline, *runs]) * 100).round(1).to_string())
+        return 0
+    table = compare(baseline, runs)  # before rendering: it notes runs whose scores are unreachable
+    page = render_html(baseline, runs, table, differing_params(baseline, runs), seed_summary(baseline, runs))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.output, page)
+    print(f"wrote {args.output}: {len(runs)} run(s) vs {base_name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

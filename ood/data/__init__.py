@@ -6,8 +6,11 @@ Public API::
     download(name, root="data") -> Path
     fetch(spec: RemoteFile, dest_dir, *, retries=2, timeout=30, progress=True) -> Path
     RemoteFile, FetchError, Benchmark, DenseBenchmark
+    load_image_set(name, root="data", *, split=None, download=False, transform=None) -> ImageDataset
+    load_scood(...), load_imglist(list_file, image_root), OPENOOD_V15   # ood.data.images
 
-``Benchmark`` and ``DenseBenchmark`` (and torch with them) are imported lazily, so ``python -m ood.data download`` starts fast.
+``Benchmark``, ``DenseBenchmark`` and the image loaders (and torch with them) are imported lazily, so
+``python -m ood.data download`` starts fast.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .registry import BENCHMARKS, DATASETS, download
 
 if TYPE_CHECKING:
     from .benchmark import Benchmark, DenseBenchmark
+    from .images import OPENOOD_V15, load_image_set, load_imglist, load_scood
 
 __all__ = [
     "load_benchmark",
@@ -33,7 +37,13 @@ __all__ = [
     "DenseBenchmark",
     "BENCHMARKS",
     "DATASETS",
+    "load_image_set",
+    "load_scood",
+    "load_imglist",
+    "OPENOOD_V15",
 ]
+
+_IMAGES = ("load_image_set", "load_scood", "load_imglist", "OPENOOD_V15")  # from ood.data.images, lazily
 
 
 def load_benchmark(name: str, root: str | os.PathLike[str] = "data", *, cache: str | os.PathLike[str] | None = None,
@@ -71,4 +81,8 @@ def __getattr__(attr: str) -> Any:
         from .benchmark import DenseBenchmark
 
         return DenseBenchmark
+    if attr in _IMAGES:
+        from . import images
+
+        return getattr(images, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

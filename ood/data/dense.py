@@ -520,13 +520,7 @@ def prepare(
         return directory / EXTRACTED
 
     missing = [a for a in todo if not (directory / a).is_file()]
-    if missing and not download and spec.manual_url is None:
-        raise FileNotFoundError(
-            f"{name}: {', '.join(missing)} not found in {directory.absolute()}/. Run "
-            f"`python -m ood.data download {name}` (add `--root DIR` for another data root), "
-            f"or pass download=True."
-        )
-    registry.download(name, root, progress=progress)  # verifies; fetches only what is missing
+    registry.download_if_allowed(name, root, missing, allowed=download, progress=progress)
 
     extracted = directory / EXTRACTED
     select_of = _SELECT.get(name, {})

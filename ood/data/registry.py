@@ -23,6 +23,7 @@ __all__ = [
     "DATASETS",
     "BENCHMARKS",
     "download",
+    "download_if_allowed",
     "dataset_dir",
     "required_datasets",
 ]
@@ -315,6 +316,19 @@ def download(
     return directory
 
 
+def download_if_allowed(name: str, root: str | os.PathLike[str], missing: list[str], *, allowed: bool,
+                        progress: bool = True) -> Path:
+    """:func:`download` for loaders: with ``allowed=False`` files that are ``missing`` are an
+    error saying how to fetch them (login-gated sets explain themselves in :func:`download`)."""
+    if missing and not allowed and DATASETS[name].manual_url is None:
+        raise FileNotFoundError(
+            f"{name}: {', '.join(missing)} not found in {dataset_dir(name, root).absolute()}/. Run "
+            f"`python -m ood.data download {name}` (add `--root DIR` for another data root), "
+            f"or pass download=True."
+        )
+    return download(name, root, progress=progress)  # verifies; fetches only what is missing
+
+
 def _manual_instructions(dataset: DatasetSpec, directory: Path, missing: list[str]) -> str:
     lines = [
         f"{dataset.name} cannot be downloaded automatically (its licence requires a login).",
@@ -338,3 +352,214 @@ def required_datasets(benchmarks: list[str] | None = None) -> list[str]:
         needed.update(dict.fromkeys(BENCHMARKS[name].datasets))
     return list(needed)
 
+
+# ---------------------------------------------------------------------------------------------
+# Image OOD (paper profile): CIFAR-10/100 and ImageNet as ID sets, and their OOD sets
+# ---------------------------------------------------------------------------------------------
+# The one table of image datasets: file, mirrors and checksum of each, with the source of each
+# URL and checksum. It lives here, not in ood.data.images (loaders, archive layouts, the OpenOOD
+# v1.5 near/far grouping), so that `python -m ood.data download` never imports torch.
+# Archives are stored as downloaded in <root>/<name>/ and unpacked on first use by
+# ood.data.images. Where only an MD5 is published, the MD5 is verified. Where nothing is published
+# the SHA-256 of the first copy is recorded (trust on first use, ood.data.fetch), and
+# ood.data.images refuses a first copy that is not an archive (a web page served instead of the
+# file), deleting it and its record.
+
+
+def _gdrive(file_id: str) -> str:
+    """Google Drive's direct-download URL of a public file: the endpoint gdown ends at for large
+    files (``confirm=t`` answers the virus-scan page). Built from the published file id; not tried
+    from the development machine (no network there)."""
+    return f"https://drive.usercontent.google.com/download?id={file_id}&export=download&confirm=t"
+
+
+def _gdrive_hint(file_id: str, name: str, page: str) -> str:
+    return (
+        f"the file is on Google Drive (id {file_id}, linked from {page}); if the direct download fails, "
+        f"`pip install gdown && gdown {file_id} -O {name}` and put {name} in the dataset folder"
+    )
+
+
+def _dropbox(key: str, name: str) -> list[str]:
+    """A public Dropbox file: ``/s/raw/`` serves the bytes (a bare ``/s/`` link serves a page);
+    ``?dl=1`` is Dropbox's other direct form."""
+    return [f"https://www.dropbox.com/s/raw/{key}/{name}", f"https://www.dropbox.com/s/{key}/{name}?dl=1"]
+
+
+_ODIN_HINT = "the ODIN OOD sets are linked from https://github.com/facebookresearch/odin (README)"
+_OPENOOD = "Jingkang50/OpenOOD scripts/download/download.py"
+_SCOOD = "Jingkang50/ICCV21_SCOOD README.md"
+
+
+def _odin(name: str, file: str, key: str, md5: str | None, description: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        description=description,
+        hint=_ODIN_HINT,
+        files=[RemoteFile(name=file, md5=md5, mirrors=_dropbox(key, file), hint=_ODIN_HINT)],
+    )
+
+
+def _drive_spec(name: str, file: str, file_id: str, page: str, description: str) -> DatasetSpec:
+    hint = _gdrive_hint(file_id, file, page)
+    files = [RemoteFile(name=file, mirrors=[_gdrive(file_id)], hint=hint)]
+    return DatasetSpec(name=name, description=description, hint=hint, files=files)
+
+
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist", "http://yann.lecun.com/exdb/mnist")
+_PLACES_BASE = "http://data.csail.mit.edu/places/places365"
+IMAGENET_URL = "https://image-net.org/download-images.php"
+_IMAGENET_HINT = (
+    f"Log in (free account, non-commercial terms) at {IMAGENET_URL}, open ILSVRC 2012 and download "
+    "'Validation images (all tasks)' ILSVRC2012_img_val.tar (6.3 GB) and 'Development kit (Task 1 & 2)' "
+    "ILSVRC2012_devkit_t12.tar.gz (2.5 MB)"
+)
+
+IMAGE_DATASETS = [
+    # CIFAR (Krizhevsky 2009), python versions. URL and MD5: torchvision (pytorch/vision,
+    # torchvision/datasets/cifar.py, CIFAR10/CIFAR100.tgz_md5).
+    DatasetSpec(
+        name="cifar10",
+        description="CIFAR-10 (python): 50k train / 10k test 32x32 RGB, 10 classes (ID; near-OOD for CIFAR-100)",
+        files=[RemoteFile(name="cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
+                          mirrors=["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"])],
+    ),
+    DatasetSpec(
+        name="cifar100",
+        description="CIFAR-100 (python): 50k train / 10k test 32x32 RGB, 100 classes (ID; near-OOD for CIFAR-10)",
+        files=[RemoteFile(name="cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85",
+                          mirrors=["https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"])],
+    ),
+    # SVHN (Netzer et al. 2011), cropped digits, test split. URL and MD5: torchvision
+    # (torchvision/datasets/svhn.py, split_list["test"]).
+    DatasetSpec(
+        name="svhn",
+        description="SVHN test_32x32.mat: 26,032 32x32 digits (far-OOD for CIFAR)",
+        files=[RemoteFile(name="test_32x32.mat", md5="eb5a983be6a315427106f1b164d9cef3",
+                          mirrors=["http://ufldl.stanford.edu/housenumbers/test_32x32.mat"])],
+    ),
+    # MNIST (LeCun et al. 1998). File names, mirrors and MD5s of the .gz files: torchvision
+    # (torchvision/datasets/mnist.py, MNIST.mirrors / MNIST.resources). Stored as the .gz files
+    # (their MD5 is what is published); ood.data.fmnist6.read_idx reads them.
+    DatasetSpec(
+        name="mnist",
+        description="MNIST IDX (.gz as published): 60k train / 10k test 28x28 digits (far-OOD for CIFAR)",
+        files=[
+            RemoteFile(name=name, md5=md5, mirrors=[f"{base}/{name}" for base in _MNIST_MIRRORS])
+            for name, md5 in [
+                ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+                ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+                ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+            ]
+        ],
+    ),
+    # Describable Textures (Cimpoi et al. 2014), "Textures" in OpenOOD. URL and MD5: torchvision
+    # (torchvision/datasets/dtd.py, DTD._URL/_MD5); the same MD5 in pytorch-ood (textures.py).
+    DatasetSpec(
+        name="dtd",
+        description="Describable Textures (DTD r1.0.1): 5,640 images, 47 classes (far-OOD for CIFAR and ImageNet)",
+        files=[RemoteFile(name="dtd-r1.0.1.tar.gz", md5="fff73e5086ae6bdbea199a49dfb8a4c1",
+                          mirrors=["https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz"])],
+    ),
+    # Tiny ImageNet (Stanford cs231n). URL and MD5: pytorch-ood (kkirchheim/pytorch-ood,
+    # src/pytorch_ood/dataset/img/tinyimagenet.py); torchvision has no Tiny ImageNet.
+    DatasetSpec(
+        name="tiny-imagenet",
+        description="Tiny ImageNet: 200 classes, 64x64; the 10,000 labelled val images (near-OOD for CIFAR)",
+        files=[RemoteFile(name="tiny-imagenet-200.zip", md5="90528d7ca1a48142e341f4ef8d21d0de",
+                          mirrors=["http://cs231n.stanford.edu/tiny-imagenet-200.zip"])],
+    ),
+    # Places365-Standard validation, 256x256 (Zhou et al. 2017). URLs and MD5s: torchvision
+    # (torchvision/datasets/places365.py, _BASE_URL, _DEVKIT_META["standard"], _IMAGES_META[("val", True)]).
+    DatasetSpec(
+        name="places365",
+        description="Places365-Standard val_256: 36,500 images, 365 scene classes (far-OOD for CIFAR)",
+        files=[
+            RemoteFile(name="filelist_places365-standard.tar", md5="35a0585fee1fa656440f3ab298f8479c",
+                       mirrors=[f"{_PLACES_BASE}/filelist_places365-standard.tar"]),
+            RemoteFile(name="val_256.tar", md5="e27b17d8d44f4af9a78502beb927f808",
+                       mirrors=[f"{_PLACES_BASE}/val_256.tar"]),
+        ],
+    ),
+    # ODIN's OOD sets (Liang et al., ICLR 2018): Dropbox links from facebookresearch/odin README.md;
+    # MD5s of LSUN, LSUN_resize, Imagenet and Imagenet_resize from pytorch-ood (dataset/img/odin.py);
+    # none is published for iSUN (trust on first use).
+    _odin("lsun-crop", "LSUN.tar.gz", "fhtsw1m3qxlwj6h", "458a0a0ab8e5f1cb4516d7400568e460",
+          "LSUN (crop), ODIN: 10,000 32x32 scene crops (far-OOD for CIFAR)"),
+    _odin("lsun-resize", "LSUN_resize.tar.gz", "moqh2wh8696c3yl", "278b7b31c8cb7e804a1465a8ce03a2dc",
+          "LSUN (resize), ODIN: 10,000 scenes resized to 32x32 (far-OOD for CIFAR)"),
+    _odin("isun", "iSUN.tar.gz", "ssz7qxfqae0cca5", None,
+          "iSUN, ODIN: 8,925 32x32 scene images (far-OOD for CIFAR; no published checksum)"),
+    _odin("tin-crop", "Imagenet.tar.gz", "avgm2u562itwpkl", "7c0827e4246c3718a5ee076e999e52e5",
+          "Tiny ImageNet (crop), ODIN: 10,000 32x32 crops (OOD for CIFAR)"),
+    _odin("tin-resize", "Imagenet_resize.tar.gz", "kp3my3412u5k9rl", "0f9ff11d45babf2eff5fe12281d1ac31",
+          "Tiny ImageNet (resize), ODIN: 10,000 images resized to 32x32 (OOD for CIFAR)"),
+    # ImageNet-1k (ILSVRC 2012) validation: login-gated. Archive names and MD5s: torchvision
+    # (torchvision/datasets/imagenet.py, ARCHIVE_META["val"] and ["devkit"]).
+    DatasetSpec(
+        name="imagenet-val",
+        description="ImageNet-1k val (login-gated): 50,000 images, 1000 classes (ID set of the ImageNet benchmark)",
+        manual_url=IMAGENET_URL,
+        hint=_IMAGENET_HINT,
+        files=[
+            RemoteFile(name="ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf",
+                       hint=_IMAGENET_HINT),
+            RemoteFile(name="ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622", hint=_IMAGENET_HINT),
+        ],
+    ),
+    # ImageNet-O (Hendrycks et al., CVPR 2021): URL from hendrycks/natural-adv-examples README.md;
+    # MD5 from pytorch-ood (dataset/img/imagenet.py, ImageNetO.tgz_md5).
+    DatasetSpec(
+        name="imagenet-o",
+        description="ImageNet-O: 2,000 adversarially filtered OOD images for ImageNet-1k",
+        files=[RemoteFile(name="imagenet-o.tar", md5="86bd7a50c1c4074fb18fc5f219d6d50b",
+                          mirrors=["https://people.eecs.berkeley.edu/~hendrycks/imagenet-o.tar"])],
+    ),
+    # iNaturalist OOD subset of MOS (Huang & Li, CVPR 2021), the one OpenOOD v1.5 uses: URL from
+    # deeplearning-wisc/large_scale_ood README.md; no checksum is published (trust on first use).
+    DatasetSpec(
+        name="inaturalist",
+        description="iNaturalist OOD subset (MOS): 10,000 images of classes not in ImageNet-1k (far-OOD for ImageNet)",
+        files=[RemoteFile(
+            name="iNaturalist.tar.gz",
+            mirrors=["http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/iNaturalist.tar.gz",
+                     "https://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/iNaturalist.tar.gz"],
+            hint="the archive is linked from https://github.com/deeplearning-wisc/large_scale_ood (README)",
+        )],
+    ),
+    # NINCO (Bitterwolf et al., ICML 2023): Zenodo record 8013288; URL and MD5 from pytorch-ood
+    # (dataset/img/ninco.py). Only NINCO_OOD_classes (the OOD set proper) is unpacked.
+    DatasetSpec(
+        name="ninco",
+        description="NINCO: 5,879 hand-checked OOD images in 64 classes (near-OOD for ImageNet)",
+        files=[RemoteFile(
+            name="NINCO_all.tar.gz",
+            md5="b9ffae324363cd900a81ce3c367cd834",
+            mirrors=["https://zenodo.org/records/8013288/files/NINCO_all.tar.gz?download=1",
+                     "https://zenodo.org/record/8013288/files/NINCO_all.tar.gz"],
+            hint="the archive is on https://zenodo.org/records/8013288 (no login)",
+        )],
+    ),
+    # Sets that only OpenOOD hosts as published archives, on Google Drive: ids from
+    # Jingkang50/OpenOOD (scripts/download/download.py, download_id_dict), file names
+    # <key>.zip as that script expects them. No checksum is published (trust on first use).
+    # OpenImage-O's own source (haoqiwang/vim) is an image list of Open Images V3, SSB-hard's
+    # (sgvaze/SSB) a list of ImageNet-21K images (login-gated), and no public archive of the full
+    # Species set (Hendrycks et al. 2022) was found: OpenOOD's species_sub is registered instead.
+    _drive_spec("openimage-o", "openimage_o.zip", "1VUFXnB_z70uHfdgJG2E_pjYOcEgqM7tE", _OPENOOD,
+                "OpenImage-O (ViM), OpenOOD's archive: Open Images V3 test images (far-OOD for ImageNet)"),
+    _drive_spec("ssb-hard", "ssb_hard.zip", "1PzkA-WGG8Z18h0ooL_pDdz9cO-DCIouE", _OPENOOD,
+                "SSB-hard (Vaze et al. 2022), OpenOOD's archive: ImageNet-21K images (near-OOD for ImageNet)"),
+    _drive_spec("species-sub", "species_sub.zip", "1-JCxDx__iFMExkYRMylnGJYTPvyuX6aq", _OPENOOD,
+                "Species (Hendrycks et al. 2022), OpenOOD's subset: OOD for ImageNet"),
+    _drive_spec("openood-imglist", "benchmark_imglist.zip", "1lI1j0_fDDvjIt9JlWAw09X8ks-yrR_H1", _OPENOOD,
+                "OpenOOD v1.5 benchmark image lists (which images of OpenOOD's folders each set uses)"),
+    # SC-OOD benchmark (Yang et al., ICCV 2021), used by MoodCat (cure-lab/MOODCat runs
+    # ICCV21_SCOOD's loader): Google Drive id from Jingkang50/ICCV21_SCOOD README.md (an NTU
+    # OneDrive copy is linked there too). No checksum is published (trust on first use).
+    _drive_spec("scood", "scood_benchmark.zip", "1cbLXZ39xnJjxXnDM7g2KODHIjE0Qj4gu", _SCOOD,
+                "SC-OOD benchmark (images + imglist): CIFAR-10/100 with semantically coherent OOD sets (MoodCat)"),
+]
+
+DATASETS.update({spec.name: spec for spec in IMAGE_DATASETS})

@@ -113,6 +113,13 @@ def problems(root: Path) -> list[str]:
                     closeness = json.loads((reports / bench / file).read_text())["auxiliary"]["closeness"]
                     if not close(got[0], closeness[index[-1]][column[0]], 3):
                         bad.append(f"{where} != {closeness[index[-1]][column[0]]}")
+                elif file == "published":  # the paper-vs-ours table of a paper profile
+                    from ood.report.published import paper_vs_ours
+
+                    ref = paper_vs_ours(metrics, bench, bench)
+                    if column[0] in ("published", "ours", "difference") and \
+                            not any(close(got[0], 100 * v, 2) for v in ref[column[0]]):
+                        bad.append(f"{where}: not a {column[0]} value of paper_vs_ours")
                 elif source != "provenance":
                     bad.append(f"{where}: unknown source")
     for bench, entry in metrics.items():

@@ -172,3 +172,36 @@ def test_fw_layers_adds_the_matching_feature_maps_and_round_trips(tmp_path):
     torch.testing.assert_close(D.load(tmp_path / "h.pt", model=model).score(x), det.score(x), rtol=0, atol=0)
     with pytest.raises(ValueError, match="fw_layers=3 needs a classifier feature map of shape"):
         D.build("heatmap", model=model, train={**train, "width": 64}).fit(data, outliers=outliers, progress=False)
+
+
+def test_pasted_outliers_are_id_images_with_one_auxiliary_rectangle_and_their_clean_targets(monkeypatch):
+    """heatmap.train.pasted (ours): composites differ from their source ID image inside one rectangle
+    only, where they equal the auxiliary image; training regresses them towards the clean source."""
+    import ood.detectors.heatmap as H
+    import ood.models
+
+    torch.manual_seed(0)
+    model = ood.models.build("cnn", num_classes=3, width=8, feature_dim=16).eval()
+    x_id, x_out = torch.rand(30, 1, 28, 28), torch.rand(12, 1, 28, 28)
+    det = D.build("heatmap", model=model, seed=3, train={"epochs": 1, "batch_size": 20, "width": 16, "code": 8,
+                                                          "device": "cpu", "pasted": 25})
+    x_p, source = det._pasted(x_id, x_out, 25)
+    assert x_p.shape == (25, 1, 28, 28) and source.shape == (25,)
+    for img, src in zip(x_p, source):
+        changed = torch.nonzero((img - x_id[src]).abs()[0] > 0)
+        top, left = changed.min(0).values.tolist()
+        bottom, right = (changed.max(0).values + 1).tolist()
+        assert 4 <= bottom - top <= 20 and 4 <= right - left <= 20  # sides 1/7..5/7 of 28 (a changed box)
+        outside = torch.ones(28, 28, dtype=torch.bool)
+        outside[top:bottom, left:right] = False
+        assert torch.equal(img[:, outside], x_id[src][:, outside])
+        box = img[:, top:bottom, left:right]
+        assert any(torch.equal(box, o[:, top:bottom, left:right]) for o in x_out)  # pasted from one outlier
+    assert det._pasted(x_id, x_out, 0)[0].shape[0] == 0
+    seen = {}
+    monkeypatch.setattr(H, "fit", lambda task, data, *a, **k: seen.setdefault("data", data) and [])
+    det.fit(TensorDataset(x_id, torch.arange(30) % 3), outliers=TensorDataset(x_out, -torch.ones(12)), progress=False)
+    _, _, images, targets = seen["data"].tensors
+    assert len(images) == 30 + 12 + 25
+    torch.testing.assert_close(images[-25:], x_p * 2 - 1)  # same draws as above (seeded by the detector's seed)
+    torch.testing.assert_close(targets[-25:], x_id[source] * 2 - 1)  # target: the clean source image

@@ -56,7 +56,7 @@ def study(tmp_path_factory) -> Path:
     # Three of pytorch-ood's detectors (one per kind: logits, features, maps) prove the wiring;
     # tests/test_pood.py checks every one of them against pytorch-ood itself
     params["detectors"]["names"] = [*D.OWN, "gen", "pnml", "ash"]
-    params["heatmap"]["train"].update(epochs=1, width=16, code=16, outliers=60)
+    params["heatmap"]["train"].update(epochs=1, code=16, outliers=60, pasted=60)  # width kept: fw_layers needs the maps' widths
     params["moodcat"]["train"].update(epochs=1, pair_epochs=1, batch_size=32, nz=8, ndf=8, g_ch=8, d_ch=8, shared_dim=8,
                                       pair_ch=8)
     params["diffguard"]["train"].update(epochs=1, batch_size=32, widths="8,16,16", attention=False)

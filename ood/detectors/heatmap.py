@@ -12,6 +12,13 @@ depends on the pixel range: it is the official one because the range is). Optimi
 betas (0.5, 0.999), batch 200. Score: the mean over pixels of the max over channels of ``|h|``;
 the map itself (``score_map``) localises what makes an image OOD.
 
+Two training options beyond the official defaults, for localisation (both off by default, as the
+official code; the embedded profile turns them on in params.yaml): ``fw_layers`` (official option)
+adds the classifier's spatial feature maps to the decoder, and ``pasted`` (ours) adds ID training
+images with one auxiliary rectangle pasted in, whose target is the clean image, so ``h`` is taught
+to vanish outside the rectangle. With whole-image outliers only the decoder has no reason to say
+*where* an image is OOD.
+
 The classifier never changes and the decoder is its only consumer, so features, predictions and
 targets are computed once before training: the decoder's training steps are then the whole cost.
 """
@@ -19,12 +26,14 @@ targets are computed once before training: the decoder's training steps are then
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
+from ..data.localisation import make_localisation
 from ..models.decoders import HeatmapDecoder
 from ..params import device as device_rule
 from ..train import Task, fit, predict
@@ -111,6 +120,9 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         "outliers": Param(10_000, int, 1, 10_000_000),   # official: 10k TinyImages outliers
         # official option: feature maps added to decoder blocks 1..fw_layers-1 (default 1: none)
         "fw_layers": Param(1, int, 1, 4),
+        # ours (official: 0): ID training images with one auxiliary rectangle pasted in, target the
+        # clean image, so h learns *where* an image is OOD (see _pasted)
+        "pasted": Param(0, int, 0, 10_000_000),
         **TRAINING,
     }
 
@@ -181,8 +193,11 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         self.state["prototypes"] = proto.to(self.device)  # index into ID train, per outlier (for the notebook)
         to_pm1 = lambda v: v * 2 - 1  # noqa: E731 - official pixel range [-1, 1]
         cond = lambda z: self._condition(z.to(self.device)).cpu()  # noqa: E731
-        data = TensorDataset(torch.cat([cond(z_id), cond(z_out)]), torch.cat([y_id, y_out]),
-                             to_pm1(torch.cat([x_id, x_out])), to_pm1(torch.cat([x_id, x_id[proto]])))
+        x_p, source = self._pasted(x_id, x_out, T["pasted"])
+        z_p = predict(self.model, TensorDataset(x_p, source), batch, fn=self.model.features)[0] if len(x_p) else z_id[:0]
+        y_p = self.model.fc(z_p.to(self.device)).argmax(1).cpu()
+        data = TensorDataset(torch.cat([cond(z_id), cond(z_out), cond(z_p)]), torch.cat([y_id, y_out, y_p]),
+                             to_pm1(torch.cat([x_id, x_out, x_p])), to_pm1(torch.cat([x_id, x_id[proto], x_id[source]])))
         val_data = None
         if val is not None:  # ID validation: the loss towards a zero heatmap (a held-out sanity check)
             z_val, _ = predict(self.model, val, batch, fn=self.model.features)
@@ -196,6 +211,20 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
                            device=T["device"], amp=T["amp"], checkpoint=checkpoint, progress=progress,
                            run_id=json.dumps([self.name, self.configs, T, len(data)]), desc="heatmap epoch")
         self.networks["decoder"].to(self.device).eval()
+
+    def _pasted(self, x_id: Tensor, x_out: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """``n`` ID training images, each with one rectangle of an auxiliary outlier pasted at the same
+        place (sides 1/7 to 5/7 of the image, so not the localisation set's range), and the index
+        of each one's clean source image. The clean image is its target: the closest ID image by
+        construction, so ``h`` regresses the difference inside the rectangle and zero elsewhere.
+        The rectangles are drawn from their own stream (not the localisation set's)."""
+        if n == 0:
+            return x_id[:0], torch.zeros(0, dtype=torch.long)
+        size = x_id.shape[-1]
+        stream = zlib.crc32(f"heatmap-pasted-{self.seed}".encode())
+        made = make_localisation(TensorDataset(x_id), {"auxiliary": TensorDataset(x_out)}, n, stream,
+                                 side=(max(1, size // 7), size * 5 // 7))
+        return made.tensors[0], made.id_index
 
     def _map_indices(self, probe: Tensor, fw_layers: int, size: int) -> list[int]:
         """Which of the classifier's feature maps go to decoder blocks 1..fw_layers-1: for each

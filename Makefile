@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: study test lab data setup lock clean-venv
+.PHONY: study test test-slow lab data setup lock clean-venv
 
 study: data
 	dvc repro
@@ -23,6 +23,9 @@ study: data
 
 test: $(STAMP)
 	pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	pytest -q -m slow $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)

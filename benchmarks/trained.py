@@ -51,7 +51,8 @@ def main() -> int:
     bench = ood.data.load_benchmark(**{**ood.params.benchmark_args(P, section), "root": str(ROOT / P["data"]["root"])})
     clf = ood.models.load(ROOT / "models" / name / ("segmenter.pt" if dense else "classifier.pt"))
     cls = {**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}[args.method]
-    outliers = load_outliers(H["train"]["outliers"], seed=P["seed"]) if cls.needs_outliers else None
+    outliers = (load_outliers(H["train"]["outliers"], seed=P["seed"], size=bench.image_size[0], channels=bench.in_channels)
+                if cls.needs_outliers else None)
     print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training {'scenes' if dense else 'images'}"
           + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
     scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)

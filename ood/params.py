@@ -114,7 +114,7 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     return ""
 
 
-IMAGE_BENCHMARKS = ("fmnist6",)
+IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100")
 DENSE_BENCHMARKS = ("scenes",)
 CLASSIFIER_ARCHS = ("cnn", "resnet18")
 SEGMENTER_ARCHS = ("fcn", "deeplabv3")

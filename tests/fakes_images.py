@@ -173,21 +173,28 @@ def _batch(samples: list[Sample], label_key: str, extra: dict) -> bytes:
     return pickle.dumps(entry, protocol=2)
 
 
-def write_cifar10(dest: Path) -> Checksums:
+def cifar_samples(n: int, first: int, classes: int) -> list[Sample]:
+    """``n`` CIFAR-format samples (32×32, lossless), labels cycling through ``classes``, contents from
+    image number ``first`` on: bigger fixtures for pipeline smoke runs."""
+    return [Sample(first + k, 32, 32, k % classes, exact=True) for k in range(n)]
+
+
+def write_cifar10(dest: Path, train: list[Sample] = _CIFAR10_TRAIN, test: list[Sample] = _CIFAR10_TEST) -> Checksums:
     """``cifar-10-python.tar.gz``: ``cifar-10-batches-py/{data_batch_1..5, test_batch,
-    batches.meta, readme.html}`` (2 images per training batch, 3 in the test batch)."""
+    batches.meta, readme.html}`` (by default 2 images per training batch, 3 in the test batch)."""
     top = "cifar-10-batches-py"
     members = {f"{top}/batches.meta": pickle.dumps(
         {"num_cases_per_batch": 10000, "label_names": CLASSES["cifar10"], "num_vis": 3072}, protocol=2)}
+    per = len(train) // 5
     for b in range(5):
-        members[f"{top}/data_batch_{b + 1}"] = _batch(_CIFAR10_TRAIN[2 * b: 2 * b + 2], "labels", {})
+        members[f"{top}/data_batch_{b + 1}"] = _batch(train[per * b: per * (b + 1) if b < 4 else None], "labels", {})
     members[f"{top}/readme.html"] = b"<html>fixture</html>"
-    members[f"{top}/test_batch"] = _batch(_CIFAR10_TEST, "labels", {})
+    members[f"{top}/test_batch"] = _batch(test, "labels", {})
     _targz(dest / "cifar-10-python.tar.gz", members)
     return _done(dest, "cifar-10-python.tar.gz")
 
 
-def write_cifar100(dest: Path) -> Checksums:
+def write_cifar100(dest: Path, train: list[Sample] = _CIFAR100_TRAIN, test: list[Sample] = _CIFAR100_TEST) -> Checksums:
     """``cifar-100-python.tar.gz``: ``cifar-100-python/{train, test, meta}`` with ``fine_labels``,
     ``coarse_labels`` and ``fine_label_names``/``coarse_label_names``."""
     top = "cifar-100-python"
@@ -198,8 +205,8 @@ def write_cifar100(dest: Path) -> Checksums:
     members = {
         f"{top}/meta": pickle.dumps({"fine_label_names": CLASSES["cifar100"],
                                      "coarse_label_names": [f"coarse_{k}" for k in range(20)]}, protocol=2),
-        f"{top}/test": _batch(_CIFAR100_TEST, "fine_labels", coarse(_CIFAR100_TEST)),
-        f"{top}/train": _batch(_CIFAR100_TRAIN, "fine_labels", coarse(_CIFAR100_TRAIN)),
+        f"{top}/test": _batch(test, "fine_labels", coarse(test)),
+        f"{top}/train": _batch(train, "fine_labels", coarse(train)),
     }
     _targz(dest / "cifar-100-python.tar.gz", members)
     return _done(dest, "cifar-100-python.tar.gz")

@@ -162,7 +162,7 @@ def test_load_benchmark_dispatch(root):
     b = load_benchmark("fmnist6", root, subset=5, far_size=FAR)
     assert isinstance(b, Benchmark) and len(b.train) == 5
     with pytest.raises(ValueError, match="fmnist6"):
-        load_benchmark("cifar10", root)
+        load_benchmark("svhn", root)  # a dataset, not a benchmark
     with pytest.raises(ValueError, match="far_sise"):
         load_benchmark("fmnist6", root, far_sise=10)
 

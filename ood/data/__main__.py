@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .fetch import FetchError
 from .registry import BENCHMARKS, DATASETS, download, required_datasets
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         "names",
         nargs="*",
         metavar="NAME",
-        help=f"datasets to fetch (default: all that the benchmarks need); one of {', '.join(sorted(DATASETS))}",
+        help=f"datasets to fetch (default: what the benchmarks of ./params.yaml need); one of {', '.join(sorted(DATASETS))}",
     )
     dl.add_argument("--root", default="data", help="data root directory (default: %(default)s)")
     dl.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.names if n not in DATASETS]
     if unknown:
         dl.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(sorted(DATASETS))}")
-    names = args.names or required_datasets()
+    names = args.names or required_datasets(_profile_benchmarks())
     try:
         for name in names:
             path = download(
@@ -52,6 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: partial downloads are kept and resumed on the next run", file=sys.stderr)
         return 130
     return 0
+
+
+def _profile_benchmarks() -> list[str] | None:
+    """The benchmarks ./params.yaml names (so `download` follows `python -m ood.profile use ...`);
+    None (the embedded ones) outside a project."""
+    path = Path("params.yaml")
+    if not path.is_file():
+        return None
+    import yaml
+
+    params = yaml.safe_load(path.read_text()) or {}
+    names = [params[s]["name"] for s in ("benchmark", "dense_benchmark") if isinstance(params.get(s), dict)]
+    return [n for n in names if n in BENCHMARKS] or None
 
 
 if __name__ == "__main__":

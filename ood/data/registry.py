@@ -54,6 +54,8 @@ class BenchmarkSpec:
     loader_path: str
     datasets: tuple[str, ...] = ()
     description: str = ""
+    #: Part of the embedded default (offline, minutes on a CPU); paper profiles' benchmarks are not.
+    embedded: bool = True
 
     @property
     def loader(self) -> Callable:
@@ -257,6 +259,8 @@ DENSE_DATASETS = [
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [FASHION_MNIST, *DENSE_DATASETS]}
 
+_TITLE = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in [
@@ -273,6 +277,18 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             datasets=("fashion-mnist",),
             description="dense: 96x96 scenes of fmnist6 ID objects with per-pixel labels; test scenes "
             "with pasted anomalies (near = held-out classes, far = digits, natural crops), masks 0/1/255",
+        ),
+        # Paper profiles (python -m ood.profile use cifar10 | cifar100): OpenOOD v1.5's sets
+        *(
+            BenchmarkSpec(
+                name=id_set,
+                loader_path=f"ood.data.openood:load_{id_set}",
+                datasets=(id_set, other, "tiny-imagenet", "mnist", "svhn", "dtd", "places365"),
+                description=f"{_TITLE[id_set]} (ID); OpenOOD v1.5 near = {_TITLE[other]}, Tiny ImageNet; far = MNIST, "
+                "SVHN, Textures, Places365",
+                embedded=False,
+            )
+            for id_set, other in (("cifar10", "cifar100"), ("cifar100", "cifar10"))
         ),
     ]
 }
@@ -343,8 +359,8 @@ def _manual_instructions(dataset: DatasetSpec, directory: Path, missing: list[st
 
 
 def required_datasets(benchmarks: list[str] | None = None) -> list[str]:
-    """Datasets needed by ``benchmarks`` (default: every known benchmark), in a stable order."""
-    names = list(BENCHMARKS) if benchmarks is None else benchmarks
+    """Datasets needed by ``benchmarks`` (default: the embedded benchmarks), in a stable order."""
+    names = [n for n, b in BENCHMARKS.items() if b.embedded] if benchmarks is None else benchmarks
     needed: dict[str, None] = {}
     for name in names:
         if name not in BENCHMARKS:

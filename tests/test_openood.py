@@ -1,0 +1,103 @@
+"""The paper profiles' CIFAR benchmarks (ood.data.openood) on fixture archives in the official
+formats, served offline through the real registry specs (as tests/test_image_data.py does)."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import v2 as T
+
+import ood.data
+import ood.params
+from ood.data import registry
+from ood.data.openood import to_geometry
+
+import fakes_dense as fd
+import fakes_images as fi
+
+fetch_mod = importlib.import_module("ood.data.fetch")
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """Every dataset of the CIFAR benchmarks in one file:// mirror folder."""
+    folder = tmp_path / "mirror"
+    for name in registry.BENCHMARKS["cifar10"].datasets:
+        monkeypatch.setitem(registry.DATASETS, name, fd.pinned_spec(name, fi.write_fake_images(name, folder)))
+    monkeypatch.setenv(fetch_mod.MIRRORS_ENV, folder.as_uri())
+    monkeypatch.setattr(fetch_mod.time, "sleep", lambda s: None)
+    original = fetch_mod._open_source
+
+    def refuse(url, *args):  # no network in tests
+        if not fetch_mod._is_local(url):
+            raise fetch_mod._MirrorFailed("network disabled in tests", permanent=True)
+        return original(url, *args)
+
+    monkeypatch.setattr(fetch_mod, "_open_source", refuse)
+    return folder
+
+
+def test_to_geometry_equals_torchvision_resize_and_centre_crop():
+    """OpenOOD's test transform for CIFAR (Resize(32), CenterCrop(32)), checked against torchvision."""
+    g = torch.Generator().manual_seed(0)
+    reference = T.Compose([T.Resize(32, antialias=True), T.CenterCrop(32)])
+    for shape in [(3, 64, 64), (3, 40, 56), (3, 256, 256), (3, 32, 32)]:
+        x = torch.rand(shape, generator=g)
+        torch.testing.assert_close(to_geometry(x), reference(x).clamp(0, 1), atol=1e-5, rtol=0)
+    grey = torch.rand(1, 28, 28, generator=g)
+    out = to_geometry(grey)
+    assert out.shape == (3, 32, 32) and torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])
+    torch.testing.assert_close(out[0], reference(grey)[0].clamp(0, 1), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_benchmark_from_official_archives(name, mirror, tmp_path):
+    root = tmp_path / "data"
+    bench = ood.data.load_benchmark(name, root, download=True, val_fraction=0.5, seed=0)
+    other = "cifar100" if name == "cifar10" else "cifar10"
+    assert bench.groups == {"near": [other, "tiny-imagenet"], "far": ["mnist", "svhn", "dtd", "places365"]}
+    assert list(bench.ood) == bench.groups["near"] + bench.groups["far"]
+    assert bench.classes == fi.CLASSES[name] and bench.in_channels == 3 and bench.image_size == (32, 32)
+    train = fi.EXPECTED[name]["train"]
+    assert len(bench.train) + len(bench.val) == len(train) and len(bench.test) == len(fi.EXPECTED[name]["test"])
+    # ID images pass unchanged (pixel-exact to the fixture) with their labels; train and val are disjoint
+    seen = []
+    for split in (bench.train, bench.val):
+        for i in range(len(split)):
+            image, label = split[i]
+            match = [k for k, s in enumerate(train) if torch.equal(image, torch.from_numpy(s.array()).float() / 255)]
+            assert len(match) == 1 and label.item() == train[match[0]].label
+            seen.append(match[0])
+    assert sorted(seen) == list(range(len(train)))
+    # OOD: test splits (never a training split), ID geometry, label -1
+    for ood_name, ds in bench.ood.items():
+        split = "test" if ood_name in ("cifar10", "cifar100", "mnist") else next(iter(fi.EXPECTED[ood_name]))
+        assert len(ds) == len(fi.EXPECTED[ood_name][split]), ood_name
+        image, label = ds[0]
+        assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and label.item() == -1, ood_name
+    mnist = fi.EXPECTED["mnist"]["test"][0]
+    want = to_geometry(torch.from_numpy(mnist.array()).float() / 255)
+    torch.testing.assert_close(bench.ood["mnist"][0][0], want)
+
+
+def test_caps_and_the_offline_default(mirror, tmp_path):
+    root = tmp_path / "data"
+    with pytest.raises(FileNotFoundError, match=r"python -m ood.data download cifar10"):
+        ood.data.load_benchmark("cifar10", root)  # the pipeline never downloads inside a stage
+    bench = ood.data.load_benchmark("cifar10", root, download=True, subset=2, far_size=1)
+    assert len(bench.test) == 2 and all(len(ds) == 1 for ds in bench.ood.values())
+    again = ood.data.load_benchmark("cifar10", root, subset=2, far_size=1)  # fetched: offline from now on
+    for a, b in zip(bench.ood.values(), again.ood.values()):
+        assert torch.equal(a[0][0], b[0][0])  # the same seeded picks
+
+
+def test_profile_benchmarks_are_valid_params_and_not_fetched_by_default():
+    assert registry.required_datasets() == ["fashion-mnist"]
+    assert registry.required_datasets(["cifar10"])[0] == "cifar10"
+    params = ood.params.load(ood.params.project_root() / "params.yaml")
+    params["benchmark"]["name"] = "cifar10"
+    ood.params.check(params)  # no error: the benchmark is wired into the pipeline's schema
+    assert np.array_equal(sorted(registry.BENCHMARKS["cifar100"].datasets), sorted(registry.BENCHMARKS["cifar10"].datasets))

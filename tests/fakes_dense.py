@@ -302,6 +302,22 @@ def write_fake_dense(name: str, dest_dir: str | os.PathLike[str]) -> Checksums:
     return FAKE_WRITERS[name](dest_dir)
 
 
+def no_network(monkeypatch) -> None:
+    """Real mirrors (https://...) fail like an unreachable host; file:// mirrors work."""
+    import importlib
+
+    fetch_mod = importlib.import_module("ood.data.fetch")  # ood.data.fetch is also a function's name
+
+    original = fetch_mod._open_source
+
+    def refuse(url, *args):
+        if not fetch_mod._is_local(url):
+            raise fetch_mod._MirrorFailed("network disabled in tests", permanent=True)
+        return original(url, *args)
+
+    monkeypatch.setattr(fetch_mod, "_open_source", refuse)
+
+
 def pinned_spec(name: str, checksums: Checksums) -> registry.DatasetSpec:
     """The real registry spec of ``name`` with the fixture's checksums in place of the published
     ones (same file names, mirrors and hints; no size). A spec that publishes no checksum

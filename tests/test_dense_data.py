@@ -42,25 +42,13 @@ def _isolate(monkeypatch):
     monkeypatch.setattr(fetch_mod.time, "sleep", lambda s: None)
 
 
-def _no_network(monkeypatch):
-    """Real mirrors (https://...) fail like an unreachable host; file:// mirrors work."""
-
-    def refuse(url, *args):
-        if not fetch_mod._is_local(url):
-            raise fetch_mod._MirrorFailed("network disabled in tests", permanent=True)
-        return original(url, *args)
-
-    original = fetch_mod._open_source
-    monkeypatch.setattr(fetch_mod, "_open_source", refuse)
-
-
 def _serve_fixture(name: str, tmp_path: Path, monkeypatch) -> dict:
     """Write the fixture of ``name`` into a mirror folder and point the real spec at it."""
     mirror = tmp_path / "mirror" / name
     checksums = fd.write_fake_dense(name, mirror)
     monkeypatch.setitem(registry.DATASETS, name, fd.pinned_spec(name, checksums))
     monkeypatch.setenv(fetch_mod.MIRRORS_ENV, mirror.as_uri())
-    _no_network(monkeypatch)
+    fd.no_network(monkeypatch)
     return checksums
 
 
@@ -272,7 +260,7 @@ def test_trust_on_first_use_records_then_verifies(tmp_path):
 
 
 def test_cityscapes_missing_names_folder_and_url(tmp_path, monkeypatch, capsys):
-    _no_network(monkeypatch)
+    fd.no_network(monkeypatch)
     root = tmp_path / "data"
     with pytest.raises(registry.ManualDownloadRequired) as info:
         dense.load_cityscapes(root)
@@ -291,7 +279,7 @@ def test_cityscapes_missing_names_folder_and_url(tmp_path, monkeypatch, capsys):
 
 
 def test_cityscapes_from_manually_placed_archives(tmp_path, monkeypatch):
-    _no_network(monkeypatch)
+    fd.no_network(monkeypatch)
     root = tmp_path / "data"
     fd.write_fake_cityscapes(root / "cityscapes")  # what the user puts there, as downloaded
     with pytest.warns(UnpinnedChecksumWarning):
@@ -316,7 +304,7 @@ def test_cityscapes_from_manually_placed_archives(tmp_path, monkeypatch):
 
 
 def test_cityscapes_archive_changed_after_first_use_is_rejected(tmp_path, monkeypatch):
-    _no_network(monkeypatch)
+    fd.no_network(monkeypatch)
     root = tmp_path / "data"
     fd.write_fake_cityscapes(root / "cityscapes")
     with pytest.warns(UnpinnedChecksumWarning):

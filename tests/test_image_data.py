@@ -39,15 +39,7 @@ UNPINNED = {"isun", "inaturalist", "openimage-o", "ssb-hard", "species-sub", "op
 def _isolate(monkeypatch):
     monkeypatch.delenv(fetch_mod.MIRRORS_ENV, raising=False)
     monkeypatch.setattr(fetch_mod.time, "sleep", lambda s: None)
-    # Real mirrors (https://...) fail like an unreachable host; file:// mirrors work.
-    original = fetch_mod._open_source
-
-    def refuse(url, *args):
-        if not fetch_mod._is_local(url):
-            raise fetch_mod._MirrorFailed("network disabled in tests", permanent=True)
-        return original(url, *args)
-
-    monkeypatch.setattr(fetch_mod, "_open_source", refuse)
+    fd.no_network(monkeypatch)
 
 
 def _serve(name: str, tmp_path: Path, monkeypatch) -> dict:

@@ -30,6 +30,7 @@ fetch_mod = importlib.import_module("ood.data.fetch")
 def _fixture_data(data: Path, mirror: Path, monkeypatch) -> None:
     """Every dataset the cifar10 profile reads, verified and unpacked into ``data``: CIFAR-10 with
     20 training images per class (the official fixture has one), the OOD sets' own fixtures."""
+    fd.no_network(monkeypatch)
     writers = {"cifar10": lambda d: fi.write_cifar10(d, fi.cifar_samples(200, 1000, 10), fi.cifar_samples(60, 2000, 10))}
     for name in registry.BENCHMARKS["cifar10"].datasets:
         (mirror / name).mkdir(parents=True)

@@ -66,13 +66,6 @@ class _View(Dataset):
         return f"{type(self).__name__}({self.source!r}, {len(self)} items{', OOD' if self.ood else ''})"
 
 
-def _labels(ds: Dataset) -> np.ndarray:
-    labels = getattr(ds, "labels", None)
-    if labels is None:
-        labels = [int(ds[i][1]) for i in range(len(ds))]  # type: ignore[arg-type]
-    return np.asarray(labels, dtype=np.int64)
-
-
 def _openood(id_name: str, root: str | os.PathLike[str], val_fraction: float, far_size: int, seed: int,
              subset: int | None, download: bool) -> Benchmark:
     from .images import OPENOOD_V15, load_image_set
@@ -81,7 +74,7 @@ def _openood(id_name: str, root: str | os.PathLike[str], val_fraction: float, fa
     load = lambda name, split=None: load_image_set(name, root, split=split, download=download,  # noqa: E731
                                                    progress=False)
     train_all, test_all = load(id_name, "train"), load(id_name, "test")
-    train_idx, val_idx = _split_val(_labels(train_all), float(val_fraction), _rng(seed, "val"))
+    train_idx, val_idx = _split_val(train_all.labels.numpy(), float(val_fraction), _rng(seed, "val"))
 
     def capped(index: np.ndarray, name: str, cap: int | None) -> np.ndarray:
         return index[_cap(len(index), cap, _rng(seed, f"subset/{name}"))]
@@ -91,10 +84,10 @@ def _openood(id_name: str, root: str | os.PathLike[str], val_fraction: float, fa
     test = _View(test_all, capped(np.arange(len(test_all)), "test", subset))
     groups = {g: list(names) for g, names in OPENOOD_V15[id_name].items()}
     ood: dict[str, Dataset] = {}
+    cap = min(far_size, subset) if subset is not None else far_size
     for name in groups["near"] + groups["far"]:
         # OOD sets are read from their test (or only) split, never from data a model trains on
         ds = load(name, "test" if name in ("cifar10", "cifar100", "mnist") else None)
-        cap = min(far_size, subset) if subset is not None else far_size
         ood[name] = _View(ds, capped(np.arange(len(ds)), name, cap), ood=True)
     return Benchmark(
         name=id_name, classes=list(train_all.classes), train=train, val=val, test=test, ood=ood, groups=groups,

@@ -19,8 +19,9 @@ images with one auxiliary rectangle pasted in, whose target is the clean image, 
 to vanish outside the rectangle. With whole-image outliers only the decoder has no reason to say
 *where* an image is OOD.
 
-The classifier never changes and the decoder is its only consumer, so features, predictions and
-targets are computed once before training: the decoder's training steps are then the whole cost.
+The classifier never changes and the decoder is its only consumer, so features, feature maps
+(float16), predictions and targets are computed once before training: the decoder's training steps
+are then the whole cost.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from torch.utils.data import Dataset, TensorDataset
 from ..data.localisation import make_localisation
 from ..models.decoders import HeatmapDecoder
 from ..params import device as device_rule
-from ..train import Task, fit, predict
-from .base import DenseDetector, Param, TrainedDetector
+from ..train import Task, fit
+from .base import DenseDetector, Param, TrainedDetector, eval_mode
 
 __all__ = ["HeatmapOOD", "TRAINING", "nearest_prototypes"]
 
@@ -68,20 +69,19 @@ def nearest_prototypes(z_query: Tensor, y_query: Tensor, z_ref: Tensor, y_ref: T
 
 
 class _DecoderTask(Task):
-    """Trains the decoder on precomputed (condition, image, target) triples; ``maps`` computes the
-    classifier's normalised feature maps of a batch of images in [-1, 1] (``fw_layers`` > 1)."""
+    """Trains the decoder on precomputed ``(condition, label, image, target, *raw feature maps)``
+    batches; ``condition`` normalises the maps (``fw_layers`` > 1) as the features."""
 
-    def __init__(self, decoder: HeatmapDecoder, lr: float, betas: tuple[float, float], maps: Any = None):
+    def __init__(self, decoder: HeatmapDecoder, lr: float, betas: tuple[float, float], condition: Any):
         self.networks = {"decoder": decoder}
-        self.lr, self.betas, self.maps = lr, betas, maps
+        self.lr, self.betas, self.condition = lr, betas, condition
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"decoder": torch.optim.Adam(self.networks["decoder"].parameters(), lr=self.lr, betas=self.betas)}
 
     def loss(self, batch: tuple[Tensor, ...]) -> Tensor:
-        z, y, x, t = batch
-        maps = self.maps(x) if self.maps is not None else ()
-        h = self.networks["decoder"](z, y, maps)
+        z, y, x, t, *maps = batch
+        h = self.networks["decoder"](z, y, [self.condition(m.float()) for m in maps])
         return heatmap_loss(h, x, t)
 
     def training_step(self, batch: Any, step: Any) -> dict[str, float]:
@@ -127,9 +127,12 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
     }
 
     # -- features ---------------------------------------------------------------------------------
-    def _features(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        z = self.model.features(x)
-        return z, self.model.fc(z).argmax(dim=1)
+    def _encode(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Raw features and the feature maps the decoder adds (``fw_layers`` > 1), one classifier pass."""
+        if not self.configs.get("maps"):
+            return self.model.features(x), []
+        z, maps = self.model.features_and_maps(x)
+        return z, [maps[i] for i in self.configs["maps"]]
 
     def _condition(self, z: Tensor) -> Tensor:
         lo, hi = self.state["z_min"], self.state["z_max"]
@@ -140,18 +143,10 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         reconstruction towards the prototype, ``x' = 2x − 1``); on the CPU as float32."""
         return self._run(self._heatmap, x, None)
 
-    def _maps(self, x01: Tensor) -> list[Tensor]:
-        """The classifier's feature maps the decoder adds to its blocks (``fw_layers`` > 1), normalised
-        like the features."""
-        if not self.configs.get("maps"):
-            return []
-        with torch.no_grad():
-            maps = self.model.feature_maps(x01)
-        return [self._condition(maps[i]) for i in self.configs["maps"]]
-
     def _heatmap(self, x: Tensor) -> Tensor:
-        z, y = self._features(x)
-        return self.networks["decoder"](self._condition(z), y, self._maps(x))
+        z, maps = self._encode(x)
+        y = self.model.fc(z).argmax(dim=1)
+        return self.networks["decoder"](self._condition(z), y, [self._condition(m) for m in maps])
 
     def _score_map(self, x: Tensor) -> Tensor:
         return self._heatmap(x).abs().amax(dim=1)
@@ -168,49 +163,60 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
              progress: bool) -> None:
         T = self.train_hparams
         batch = 512
-        z_id, _ = predict(self.model, train, batch, fn=self.model.features)
-        y_id = self.model.fc(z_id.to(self.device)).argmax(1).cpu()
-        z_out, _ = predict(self.model, outliers, batch, fn=self.model.features)
-        y_out = self.model.fc(z_out.to(self.device)).argmax(1).cpu()
-        x_id = _images(train)
-        x_out = _images(outliers)
-        c, size = x_id.shape[1], x_id.shape[-1]
-        self.configs = {"decoder": {"feature_dim": z_id.shape[1], "num_classes": self.model.fc.out_features,
-                                    "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]},
-                        "maps": self._map_indices(x_id[:2].to(self.device), T["fw_layers"], size)}
         if len(outliers) == 0:
             raise ValueError(f"{self.name}: the outlier set is empty")
+        x_id, x_out = _images(train), _images(outliers)
+        c, size = x_id.shape[1], x_id.shape[-1]
+        self.configs = {"decoder": {"feature_dim": self.model.fc.in_features, "num_classes": self.model.fc.out_features,
+                                    "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]},
+                        "maps": self._map_indices(x_id[:2].to(self.device), T["fw_layers"], size)}
+        x_p, source = self._pasted(x_id, x_out, T["pasted"])
+        n_id, n_out = len(x_id), len(x_out)
+        x_all = torch.cat([x_id, x_out, x_p])
+        # One classifier pass over every training image: the epochs then cost the decoder only.
+        z_all, maps_all, lo, hi = self._encode_all(x_all, batch, stats_rows=n_id)
+        y_all = self.model.fc(z_all.to(self.device)).argmax(1).cpu()
         # One global scalar min and max over every entry of the forwarded ID-train features (and
         # feature maps, with fw_layers > 1), as the official get_norm_values.
-        lo, hi = z_id.min(), z_id.max()
-        for i in range(0, len(x_id), batch) if self.configs["maps"] else ():
-            with torch.no_grad():
-                maps = self.model.feature_maps(x_id[i:i + batch].to(self.device))
-            for j in self.configs["maps"]:
-                lo, hi = torch.minimum(lo, maps[j].min().cpu()), torch.maximum(hi, maps[j].max().cpu())
         self.state = {"z_min": lo.reshape(()).to(self.device), "z_max": hi.reshape(()).to(self.device)}
-        proto = nearest_prototypes(z_out, y_out, z_id, y_id)
+        proto = nearest_prototypes(z_all[n_id:n_id + n_out], y_all[n_id:n_id + n_out], z_all[:n_id], y_all[:n_id])
         self.state["prototypes"] = proto.to(self.device)  # index into ID train, per outlier (for the notebook)
         to_pm1 = lambda v: v * 2 - 1  # noqa: E731 - official pixel range [-1, 1]
         cond = lambda z: self._condition(z.to(self.device)).cpu()  # noqa: E731
-        x_p, source = self._pasted(x_id, x_out, T["pasted"])
-        z_p = predict(self.model, TensorDataset(x_p, source), batch, fn=self.model.features)[0] if len(x_p) else z_id[:0]
-        y_p = self.model.fc(z_p.to(self.device)).argmax(1).cpu()
-        data = TensorDataset(torch.cat([cond(z_id), cond(z_out), cond(z_p)]), torch.cat([y_id, y_out, y_p]),
-                             to_pm1(torch.cat([x_id, x_out, x_p])), to_pm1(torch.cat([x_id, x_id[proto], x_id[source]])))
+        data = TensorDataset(cond(z_all), y_all, to_pm1(x_all), to_pm1(torch.cat([x_id, x_id[proto], x_id[source]])),
+                             *maps_all)
         val_data = None
         if val is not None:  # ID validation: the loss towards a zero heatmap (a held-out sanity check)
-            z_val, _ = predict(self.model, val, batch, fn=self.model.features)
-            x_val = to_pm1(_images(val))
-            val_data = TensorDataset(cond(z_val), self.model.fc(z_val.to(self.device)).argmax(1).cpu(), x_val, x_val)
+            x_val = _images(val)
+            z_val, maps_val, _, _ = self._encode_all(x_val, batch)
+            val_data = TensorDataset(cond(z_val), self.model.fc(z_val.to(self.device)).argmax(1).cpu(),
+                                     to_pm1(x_val), to_pm1(x_val), *maps_val)
         torch.manual_seed(self.seed)
         self.networks = self._build_networks(self.configs)
-        maps = (lambda x_pm1: self._maps((x_pm1 + 1) / 2)) if self.configs["maps"] else None  # noqa: E731
-        task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]), maps)
+        task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]), self._condition)
         self.history = fit(task, data, val_data, epochs=T["epochs"], batch_size=T["batch_size"], seed=self.seed,
                            device=T["device"], amp=T["amp"], checkpoint=checkpoint, progress=progress,
                            run_id=json.dumps([self.name, self.configs, T, len(data)]), desc="heatmap epoch")
         self.networks["decoder"].to(self.device).eval()
+
+    @torch.no_grad()
+    def _encode_all(self, images: Tensor, batch: int, stats_rows: int = 0) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+        """Raw features (float32) and decoder feature maps (float16, kept for every epoch: 19 KB an
+        image on fmnist6) of every image, and the float32 min and max over the features and maps
+        of the first ``stats_rows`` images."""
+        zs, maps, lo, hi = [], [], torch.tensor(float("inf")), torch.tensor(float("-inf"))
+        with eval_mode(self.model):
+            for i in range(0, len(images), batch):
+                z, fm = self._encode(images[i:i + batch].to(self.device))
+                if i == 0:
+                    maps = [torch.empty(len(images), *m.shape[1:], dtype=torch.float16) for m in fm]
+                for buf, m in zip(maps, fm):
+                    buf[i:i + len(m)] = m.cpu()
+                zs.append(z.float().cpu())
+                for v in (z, *fm) if i < stats_rows else ():
+                    v = v[:stats_rows - i].float().cpu()
+                    lo, hi = torch.minimum(lo, v.min()), torch.maximum(hi, v.max())
+        return torch.cat(zs), maps, lo, hi
 
     def _pasted(self, x_id: Tensor, x_out: Tensor, n: int) -> tuple[Tensor, Tensor]:
         """``n`` ID training images, each with one rectangle of an auxiliary outlier pasted at the same
@@ -231,8 +237,9 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         block, the deepest map whose shape equals the block's output (as the official encoders)."""
         if fw_layers == 1:
             return []
-        if not hasattr(self.model, "feature_maps"):
-            raise ValueError(f"{self.name}: fw_layers > 1 needs a classifier with feature_maps(x)")
+        if not hasattr(self.model, "features_and_maps"):
+            raise ValueError(f"{self.name}: fw_layers > 1 needs a classifier with features_and_maps(x) "
+                             "(ood.models.classifiers.Classifier)")
         with torch.no_grad():
             shapes = [tuple(m.shape[1:]) for m in self.model.feature_maps(probe)]
         wanted = HeatmapDecoder(1, 1, 1, size, self.train_hparams["width"], 1).block_shapes(size)[:fw_layers - 1]

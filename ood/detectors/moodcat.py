@@ -301,13 +301,14 @@ class MoodCat(TrainedDetector):
         out = gen(z, y)
         return (out, masks) if return_masks else out
 
-    def labels_for(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The conditioning labels: the classifier's prediction, or ``labels`` (oracle mode)."""
+    def labels_for(self, logits: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The conditioning labels: the classifier's prediction (from its ``logits``), or ``labels``
+        (oracle mode)."""
         if self.hparams["labels"] == "oracle":
             if labels is None:
                 raise ValueError(f"{self.name}: labels='oracle' needs the labels (ground truth for ID, random for OOD)")
-            return labels.to(x.device)
-        return self.model(x).argmax(dim=1)
+            return labels.to(logits.device)
+        return logits.argmax(dim=1)
 
     def synthesise(self, x: Tensor, y: Tensor | None = None, keys: Sequence[Key] | None = None) -> tuple[Tensor, Tensor]:
         """``(synthesis in [0, 1], masks)`` for images ``x`` in [0, 1] under labels ``y`` (default:
@@ -325,17 +326,20 @@ class MoodCat(TrainedDetector):
         return self._run(lambda x, keys: self._distances(x, keys, labels), x, keys)
 
     def _distances(self, x01: Tensor, keys: Sequence[Key], labels: Tensor | None) -> dict[str, Tensor]:
-        y = self.labels_for(x01, labels)
+        # one classifier pass per image (features and maps together), one per synthesis
+        feats, maps_x = self.model.features_and_maps(x01)
+        logits_x = self.model.fc(feats)
+        y = self.labels_for(logits_x, labels)
         generators = sample_generators(self.seed, keys)
-        logits_x, maps_x = self.model(x01), self.model.feature_maps(x01)
         x = x01 * 2 - 1
         sums = {d: torch.zeros(len(x01), device=x01.device) for d in DISTANCES}
         for _ in range(self.hparams["k"]):
             s = self._synthesis(x01, y, generators)
             s01 = ((s + 1) / 2).clamp(0, 1)
             sums["pair"] += self.networks["pair"](x, s, y)
-            sums["perceptual"] += feature_distance(maps_x, self.model.feature_maps(s01))
-            sums["logit"] += (logits_x - self.model(s01)).abs().sum(dim=1)
+            feats_s, maps_s = self.model.features_and_maps(s01)
+            sums["perceptual"] += feature_distance(maps_x, maps_s)
+            sums["logit"] += (logits_x - self.model.fc(feats_s)).abs().sum(dim=1)
             sums["ssim"] += 1 - ssim(s, x, data_range=2.0)
             sums["pixel"] += (s - x).abs().flatten(1).mean(dim=1)
         out = {d: v / self.hparams["k"] for d, v in sums.items()}

@@ -39,12 +39,17 @@ class Classifier(nn.Module):
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The body's spatial feature maps, deepest first: the output of each module listed in
         ``self.map_points`` (Heatmap OOD's ``fw_layers`` feeds them to its decoder)."""
+        return self.features_and_maps(x)[1]
+
+    def features_and_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(features(x), feature_maps(x))`` from one pass through the body, for detectors that
+        need both (running the classifier twice would double their classifier cost)."""
         maps, h = [], self.normalize(x)
         for i, module in enumerate(self.body):
             h = module(h)
             if i in self.map_points:
                 maps.append(h)
-        return maps[::-1]
+        return h, maps[::-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

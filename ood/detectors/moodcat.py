@@ -182,7 +182,7 @@ class _PairTask(Task):
         masks = training_masks(g, x01, self.det.train_hparams)
         with torch.no_grad():
             both = self.det._synthesis(x01.repeat(2, 1, 1, 1), torch.cat([y, wrong]), [g] * (2 * len(x01)),
-                                       masks=masks.repeat(2, 1, 1), same_noise=True)
+                                       masks=masks.repeat(2, 1, 1), pairs=True)
         x = x01 * 2 - 1
         return x, both[:len(x)], both[len(x):], wrong
 
@@ -280,7 +280,7 @@ class MoodCat(TrainedDetector):
                           (P["ratio_min"], P["ratio_max"]), P["cells"]).to(x.device)
 
     def _synthesis(self, x01: Tensor, y: Tensor, generators: Sequence[torch.Generator], masks: Tensor | None = None,
-                   same_noise: bool = False, return_masks: bool = False) -> Any:
+                   pairs: bool = False, return_masks: bool = False) -> Any:
         """One synthesis per image (pixels in [-1, 1]): mask (the scoring ``mask``, unless given),
         then noise, drawn from each image's generator in that order; the EMA generator."""
         x = x01 * 2 - 1
@@ -290,12 +290,13 @@ class MoodCat(TrainedDetector):
         elif masks is None:
             masks = self._masks(generators, x)
         enc, gen = self.networks["encoder"], self.networks["generator"]
-        mu, logvar = enc(apply_mask(x, masks))
-        if same_noise:  # pairs of one image share their noise (first half drives the second)
+        if pairs:  # the second half repeats the first (image and mask): one encoding and noise for both
             half = len(generators) // 2
+            mu, logvar = (torch.cat([v, v]) for v in enc(apply_mask(x[:half], masks[:half])))
             eps = torch.stack([torch.randn(mu.shape[1], generator=g) for g in generators[:half]])
             eps = torch.cat([eps, eps])
         else:
+            mu, logvar = enc(apply_mask(x, masks))
             eps = torch.stack([torch.randn(mu.shape[1], generator=g) for g in generators])
         z = mu + eps.to(mu.device, mu.dtype) * (0.5 * logvar).exp()
         out = gen(z, y)

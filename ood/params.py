@@ -116,7 +116,7 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
 
 IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100")
 DENSE_BENCHMARKS = ("scenes",)
-CLASSIFIER_ARCHS = ("cnn", "resnet18")
+CLASSIFIER_ARCHS = ("cnn", "resnet18", "resnet50")
 SEGMENTER_ARCHS = ("fcn", "deeplabv3")
 
 
@@ -124,7 +124,8 @@ def _training(archs: tuple[str, ...]) -> dict[str, Checker]:
     """Keys shared by every network trained with ood.train.train."""
     return {
         "arch": choice(*archs),
-        "epochs": integer(1, 1000),
+        "pretrained": boolean(),  # torchvision's ImageNet weights (ood.models.PRETRAINED)
+        "epochs": integer(0, 1000),  # 0: use the pre-trained weights as they are
         "batch_size": integer(1, 65536),
         "optimizer": choice("adam", "sgd"),
         "lr": number(0.0, 10.0, lo_open=True),
@@ -240,10 +241,26 @@ def schema() -> dict[str, Any]:
             **trained, "combine": combine}
 
 
+def _across_keys(params: dict[str, Any]) -> list[str]:
+    """Rules that tie keys together (checked once every key is valid on its own)."""
+    from .models import PRETRAINED
+
+    errors = []
+    for net in ("classifier", "segmenter"):
+        section = params[net]
+        if section["pretrained"] and section["arch"] not in PRETRAINED:
+            errors.append(f"{net}.pretrained: no pre-trained weights for arch {section['arch']!r} "
+                          f"(architectures with some: {', '.join(PRETRAINED)})")
+        if section["epochs"] == 0 and not section["pretrained"]:
+            errors.append(f"{net}.epochs: 0 (no training) needs {net}.pretrained: true")
+    return errors
+
+
 def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
     """Every problem in ``params`` as 'key: message' lines (empty when valid)."""
     if schema is None:
-        schema = globals()["schema"]()
+        errors = validate(params, globals()["schema"]())
+        return errors or _across_keys(params)
     if not isinstance(params, dict):
         return [f"{prefix.rstrip('.') or 'params'}: must be a mapping, got {params!r}"]
     errors = []

@@ -9,15 +9,23 @@ import ood.models
 from ood.detectors import build
 
 
-@pytest.mark.parametrize("arch,shape,feat_dim", [("cnn", (2, 1, 28, 28), 128), ("resnet18", (2, 3, 32, 32), 512)])
+@pytest.mark.parametrize("arch,shape,feat_dim", [("cnn", (2, 1, 28, 28), 128), ("resnet18", (2, 3, 32, 32), 512),
+                                                 ("resnet50", (2, 3, 64, 64), 2048)])
 def test_classifier_contract(arch: str, shape: tuple[int, ...], feat_dim: int) -> None:
     torch.manual_seed(0)
     model = ood.models.build(arch, num_classes=6, in_channels=shape[1]).eval()
     x = torch.rand(shape)
-    z = model.features(x)
-    assert z.shape == (2, feat_dim) and (z >= 0).all()  # after the last ReLU (ReAct relies on it)
-    assert torch.allclose(model(x), model.fc(z), atol=1e-6)
-    assert model(x).shape == (2, 6)
+    with torch.no_grad():
+        z = model.features(x)
+        assert z.shape == (2, feat_dim) and (z >= 0).all()  # after the last ReLU (ReAct relies on it)
+        assert torch.allclose(model(x), model.fc(z), atol=1e-5)
+        assert model(x).shape == (2, 6)
+        # one pass gives both (Heatmap OOD, MoodCat): the same features, the same maps, deepest first
+        z2, maps = model.features_and_maps(x)
+        assert torch.equal(z2, z)
+        assert all(torch.equal(a, b) for a, b in zip(maps, model.feature_maps(x)))
+        sides = [m.shape[-1] for m in maps]
+        assert sides == sorted(sides) and len(maps) == len(model.map_points)
 
 
 def test_save_load_round_trip_rebuilds_the_architecture_from_the_file(tmp_path) -> None:
@@ -34,7 +42,7 @@ def test_save_load_round_trip_rebuilds_the_architecture_from_the_file(tmp_path) 
 
 
 def test_unknown_architecture_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown architecture .vgg.; known: cnn, deeplabv3, fcn, resnet18"):
+    with pytest.raises(ValueError, match="unknown architecture .vgg.; known: cnn, deeplabv3, fcn, resnet18, resnet50"):
         ood.models.build("vgg", num_classes=2)
 
 

@@ -34,10 +34,11 @@ def test_committed_params_are_valid() -> None:
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"classifier__epochs": 0}, "classifier.epochs: must be an integer in [1, 1000], got 0"),
-    ({"classifier__epochs": 2.5}, "classifier.epochs: must be an integer in [1, 1000], got 2.5"),
+    ({"classifier__epochs": 0}, "classifier.epochs: 0 (no training) needs classifier.pretrained: true"),
+    ({"classifier__epochs": -1}, "classifier.epochs: must be an integer in [0, 1000], got -1"),
+    ({"classifier__epochs": 2.5}, "classifier.epochs: must be an integer in [0, 1000], got 2.5"),
     ({"classifier__lr": "fast"}, "classifier.lr: must be a number in (0.0, 10.0], got 'fast'"),
-    ({"classifier__arch": "vgg"}, "classifier.arch: must be one of 'cnn', 'resnet18'; got 'vgg'"),
+    ({"classifier__arch": "vgg"}, "classifier.arch: must be one of 'cnn', 'resnet18', 'resnet50'; got 'vgg'"),
     ({"classifier__amp": "yes"}, "classifier.amp: must be true or false, got 'yes'"),
     ({"classifier__device": "gpu"}, "classifier.device: must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
     ({"benchmark__val_fraction": 0.0}, "benchmark.val_fraction: must be a number in (0.0, 0.5], got 0.0"),

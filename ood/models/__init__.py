@@ -15,22 +15,32 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .classifiers import Classifier, ResNet18, SmallCNN
+from .classifiers import Classifier, ResNet18, ResNet50, SmallCNN
 from .segmenters import DeepLabV3, SmallFCN
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
     "resnet18": ResNet18,
+    "resnet50": ResNet50,
     "fcn": SmallFCN,
     "deeplabv3": DeepLabV3,
 }
 
 
-def build(arch: str, **config: Any) -> nn.Module:
-    """Build a network by the name used in params.yaml."""
+#: Architectures that can start from torchvision's ImageNet weights (``build(..., pretrained=True)``).
+PRETRAINED = {"resnet50": "the whole classifier (IMAGENET1K_V1)", "deeplabv3": "the ResNet-50 backbone (IMAGENET1K_V1)"}
+
+
+def build(arch: str, pretrained: bool = False, **config: Any) -> nn.Module:
+    """Build a network by the name used in params.yaml; ``pretrained``: start from torchvision's
+    ImageNet weights (:data:`PRETRAINED`; cached by torch.hub, see :mod:`ood.models.pretrained`).
+    ``pretrained`` is not part of ``config``: a saved network holds its weights, so :func:`load`
+    never downloads."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
-    return ARCHITECTURES[arch](**config)
+    if pretrained and arch not in PRETRAINED:
+        raise ValueError(f"no pre-trained weights for {arch!r}; architectures with some: {', '.join(PRETRAINED)}")
+    return ARCHITECTURES[arch](**config, **({"pretrained": True} if pretrained else {}))
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -63,4 +73,4 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     return model.to(map_location).eval()
 
 
-__all__ = ["ARCHITECTURES", "Classifier", "DeepLabV3", "ResNet18", "SmallCNN", "SmallFCN", "atomic_torch_save", "build", "load", "save"]
+__all__ = ["ARCHITECTURES", "PRETRAINED", "Classifier", "DeepLabV3", "ResNet18", "ResNet50", "SmallCNN", "SmallFCN", "atomic_torch_save", "build", "load", "save"]

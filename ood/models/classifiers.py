@@ -115,3 +115,33 @@ class ResNet18(Classifier):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.fc = nn.Linear(512, num_classes)
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class ResNet50(Classifier):
+    """torchvision's ResNet-50 (He et al. 2016; 224x224 inputs, 2048-d features) for the ImageNet
+    paper profile. ``pretrained`` loads torchvision's ``IMAGENET1K_V1`` weights, the classifier of
+    OpenOOD v1.5's ImageNet-1k benchmark and of DiffGuard (its head then predicts the 1000 classes)."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, image_size: int = 224, pretrained: bool = False,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        super().__init__()
+        from torchvision.models import ResNet50_Weights, resnet50
+
+        from .pretrained import state_dict
+
+        if in_channels != 3:
+            raise ValueError(f"ResNet50 takes RGB images (in_channels=3), got in_channels={in_channels}")
+        if pretrained and num_classes != 1000:
+            raise ValueError(f"ResNet50(pretrained=True) predicts ImageNet's 1000 classes; the benchmark has {num_classes}")
+        net = resnet50(weights=None, num_classes=num_classes)
+        if pretrained:
+            net.load_state_dict(state_dict(ResNet50_Weights.IMAGENET1K_V1))
+        self.normalize = Normalize(mean, std)
+        self.body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                                  net.layer4, net.avgpool, nn.Flatten())
+        self.map_points = [4, 5, 6, 7]  # after each of the four stages
+        self.fc = net.fc
+

@@ -63,19 +63,24 @@ class DeepLabV3(nn.Module):
     ``features`` is the head up to (not including) its last 1x1 convolution, upsampled bilinearly
     to the input size; since bilinear upsampling and a 1x1 convolution are both linear (and the
     interpolation weights sum to one), ``fc(features(x))`` equals the upsampled logits ``forward(x)``.
-    ``pretrained_backbone`` loads torchvision's ImageNet ResNet-50 weights (a download).
+    ``pretrained`` loads torchvision's ImageNet ResNet-50 weights into the backbone (as torchvision's
+    ``weights_backbone``, through :func:`ood.models.pretrained.state_dict`).
     """
 
-    def __init__(self, num_classes: int = 19, in_channels: int = 3, pretrained_backbone: bool = False,
+    def __init__(self, num_classes: int = 19, in_channels: int = 3, pretrained: bool = False,
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
         super().__init__()
         from torchvision.models import ResNet50_Weights
         from torchvision.models.segmentation import deeplabv3_resnet50
 
+        from .pretrained import state_dict
+
         if in_channels != 3:
             raise ValueError(f"DeepLabV3 takes RGB images (in_channels=3), got in_channels={in_channels}")
-        net = deeplabv3_resnet50(weights=None, num_classes=num_classes, aux_loss=False,
-                                 weights_backbone=ResNet50_Weights.IMAGENET1K_V1 if pretrained_backbone else None)
+        net = deeplabv3_resnet50(weights=None, num_classes=num_classes, aux_loss=False, weights_backbone=None)
+        if pretrained:  # the backbone keeps ResNet-50's layers up to layer4 (no fc)
+            weights = state_dict(ResNet50_Weights.IMAGENET1K_V1)
+            net.backbone.load_state_dict({k: v for k, v in weights.items() if not k.startswith("fc.")})
         self.normalize = Normalize(mean, std)
         self.backbone = net.backbone
         head = list(net.classifier.children())

@@ -57,7 +57,7 @@ def main() -> int:
           + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
     scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)
     if args.no_train:
-        from ood.score import checkpoint
+        from ood.launch import checkpoint
 
         det = ood.detectors.load(checkpoint(ROOT, name, args.method), model=clf, **scoring)
     else:

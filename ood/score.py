@@ -17,10 +17,8 @@ on CPUs); random draws depend on an image's key only, so the merged file equals 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,28 +26,10 @@ import pandas as pd
 import torch
 
 from . import params as Pm
+from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main
 from .summarize import atomic_write
 
-__all__ = ["TRAINING_STAGE", "checkpoint", "run", "score", "main"]
-
-#: methods trained by a stage not called ``<method>_train``; that stage's name is also the stem of
-#: their checkpoint (models/<benchmark>/<stage>.pt) and training report (reports/<benchmark>/<stage>.json)
-TRAINING_STAGE = {"diffguard": "diffusion"}
-
-
-def checkpoint(root: Path, benchmark: str, name: str) -> Path:
-    """Where the training stage of method ``name`` writes its checkpoint."""
-    return root / "models" / benchmark / f"{TRAINING_STAGE.get(name, name)}.pt"
-
-
-def _device(spec: str) -> torch.device:
-    from .train import resolve_device
-
-    dev = resolve_device(spec)
-    if dev.type == "cuda" and "LOCAL_RANK" in os.environ:
-        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return dev
-
+__all__ = ["run", "score", "main"]
 
 def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Score ``name``'s trained checkpoint; on rank 0 write the three files and return the rows
@@ -63,7 +43,7 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
     cls = ood.detectors.TRAINED[name]
     det_params, evaluation = cls.split_score(P[name]["score"])
     bench = ood.data.load_benchmark(**Pm.benchmark_args(P))
-    model = ood.models.load(root / "models" / bench_name / "classifier.pt", map_location=_device(E["device"]))
+    model = ood.models.load(root / "models" / bench_name / "classifier.pt", map_location=device_for_rank(E["device"]))
     detector = ood.detectors.load(checkpoint(root, bench_name, name), model=model, **det_params)
     train_json = root / "reports" / bench_name / f"{TRAINING_STAGE.get(name, f'{name}_train')}.json"
     fit_s = json.loads(train_json.read_text())["fit_s"] if train_json.exists() else 0.0
@@ -98,31 +78,8 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch.distributed as dist
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m ood.score METHOD   (e.g. diffguard; under torchrun: sharded)", file=sys.stderr)
-        return 2
-    try:
-        P = Pm.load()
-    except Pm.ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        dist.init_process_group(backend)
-    start = time.perf_counter()
-    try:
-        score(args[0], P, Pm.project_root())
-    finally:
-        if distributed:
-            dist.destroy_process_group()
-    print(f"{args[0]}: scored in {time.perf_counter() - start:.0f} s")
-    return 0
+    return distributed_main(score, "python -m ood.score METHOD   (e.g. diffguard; under torchrun: sharded)", "scored",
+                            argv)
 
 
 if __name__ == "__main__":

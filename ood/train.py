@@ -7,7 +7,10 @@ flow next).
 bar, per-epoch validation and an atomic checkpoint of every network after every epoch, from which an
 interrupted run resumes to bit-identical weights. A method plugs in a :class:`Task` (its networks,
 optimizers and one training step); :func:`train` is the supervised task of classifiers and
-segmenters. Under ``torch.distributed`` the loader shards the data per process (the DDP seam).
+segmenters. Under ``torch.distributed`` (``torchrun``) the same loop trains data-parallel: each
+process takes its shard of every epoch, gradients are averaged across processes before every
+optimizer step, buffers (BatchNorm statistics) follow rank 0 after every epoch, the logged losses
+are averaged, and only rank 0 writes checkpoints (see :func:`fit`).
 """
 
 from __future__ import annotations
@@ -126,10 +129,12 @@ class Step:
         return torch.autocast(device_type=self.device.type, enabled=self._amp)
 
     def update(self, loss: torch.Tensor, optimizer: str) -> None:
-        """One optimizer step on ``loss`` (then its scheduler, then the EMA of the networks it updates)."""
+        """One optimizer step on ``loss`` (then its scheduler, then the EMA of the networks it updates);
+        data-parallel, on the gradient averaged over every process."""
         opt = self._opts[optimizer]
         opt.zero_grad(set_to_none=True)
         self._scaler.scale(loss).backward()
+        _average_gradients(opt)
         self._scaler.step(opt)
         self._scaler.update()
         if optimizer in self._scheds:
@@ -170,10 +175,61 @@ def _loader(dataset: Dataset, batch_size: int, seed: int) -> DataLoader:
     return make_loader(dataset, batch_size, shuffle=True, seed=seed, drop_last=len(dataset) > batch_size)
 
 
-def _is_main_process() -> bool:
+def _distributed() -> bool:
     import torch.distributed as dist
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main_process() -> bool:
+    """Rank 0, or the only process."""
+    import torch.distributed as dist
+
+    return not _distributed() or dist.get_rank() == 0
+
+
+def _average_gradients(opt: torch.optim.Optimizer) -> None:
+    """All-reduce the gradients an optimizer is about to apply to their mean over the processes (one
+    flat buffer per step). Explicit rather than DistributedDataParallel so that tasks with several
+    optimizers and forward passes per step (a GAN) need no wrapping."""
+    if not _distributed():
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def _sync_from_rank0(modules: Iterable[nn.Module]) -> None:
+    """Parameters and buffers of rank 0 on every process (start: the same weights everywhere; every
+    epoch: BatchNorm statistics, which each process accumulates on its own shard)."""
+    if not _distributed():
+        return
+    import torch.distributed as dist
+
+    for module in modules:
+        for t in (*module.parameters(), *module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def _mean_over_processes(sums: dict[str, float]) -> dict[str, float]:
+    """Per-process sums of the logged values, averaged over the processes (same keys everywhere)."""
+    if not _distributed() or not sums:
+        return sums
+    import torch.distributed as dist
+
+    keys = sorted(sums)
+    t = torch.tensor([sums[k] for k in keys], dtype=torch.float64)
+    dist.all_reduce(t)
+    return dict(zip(keys, (t / dist.get_world_size()).tolist()))
 
 
 def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int, batch_size: int,
@@ -192,10 +248,15 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
     its last completed epoch; the result is bit-identical to an uninterrupted run, because every
     epoch re-seeds the shuffling and torch's global RNG from ``(seed, epoch)``. The checkpoint is
     deleted once training finishes.
+
+    Under ``torch.distributed`` every process must call ``fit`` with the same arguments; it trains
+    data-parallel (module docstring) and ``batch_size`` is per process, as with DDP: the step sees
+    ``batch_size × world`` images, so scale the learning rate as you would for DDP.
     """
     dev = resolve_device(device) if isinstance(device, str) else device
     for net in task.networks.values():
         net.to(dev)
+    _sync_from_rank0(task.networks.values())
     opts = task.optimizers()
     loader = _loader(train_set, batch_size, seed)
     val_loader = make_loader(val_set, 4 * batch_size, shuffle=False) if val_set is not None else None
@@ -245,6 +306,8 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix({k: f"{v / n_steps:.3f}" for k, v in sums.items()}, refresh=False)
+        sums = _mean_over_processes(sums)
+        _sync_from_rank0([*task.networks.values(), *(e.module for e in averages.values())])
         row: dict[str, float] = {"epoch": epoch + 1, **{f"train_{k}": v / max(len(loader), 1) for k, v in sums.items()}}
         if val_loader is not None:
             for net in task.networks.values():
@@ -257,7 +320,7 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
             row.update({f"val_{k}": v / max(len(val_loader), 1) for k, v in vsums.items()})
         history.append(row)
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if ckpt_path is not None and _is_main_process():
+        if ckpt_path is not None and is_main_process():
             atomic_torch_save({
                 "run": run,
                 "networks": {k: net.state_dict() for k, net in task.networks.items()},
@@ -265,7 +328,7 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
                 "schedulers": {k: sched.state_dict() for k, sched in scheds.items()},
                 "ema": {k: e.module.state_dict() for k, e in averages.items()},
                 "scaler": scaler.state_dict(), "history": history}, ckpt_path)
-    if ckpt_path is not None and ckpt_path.exists() and _is_main_process():
+    if ckpt_path is not None and ckpt_path.exists() and is_main_process():
         ckpt_path.unlink()
     for net in task.networks.values():
         net.eval()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 import browser
@@ -248,3 +249,24 @@ def test_invalid_parameter_stops_before_any_work(study: Path) -> None:
         assert "epoch 1/" not in proc.stdout + proc.stderr  # training never started
     finally:
         (study / "params.yaml").write_text(params)
+
+
+def test_training_runs_data_parallel_under_torchrun(study: Path, tmp_path: Path) -> None:
+    """``train.processes: 2`` trains in two torchrun workers (gloo on the CPU) through ``ood.fit``:
+    rank 0 writes the checkpoint, the stage loads it, and it scores. (That the workers' weights
+    equal one process on the union of their batches is tests/test_ddp.py's.)"""
+    import shutil
+
+    import ood.fit
+
+    work = tmp_path / "ddp"
+    shutil.copytree(study, work, ignore=shutil.ignore_patterns(".git", ".dvc", "reports"))
+    P = yaml.safe_load((work / "params.yaml").read_text())
+    P["heatmap"]["train"]["processes"] = 2
+    (work / "params.yaml").write_text(yaml.safe_dump(P, sort_keys=False))
+    (work / "models" / "fmnist6" / "heatmap.pt").unlink()
+    trained = ood.fit.run("heatmap", P, work, processes=2)
+    assert (work / "models" / "fmnist6" / "heatmap.pt").exists()
+    assert len(trained.detector.history) == P["heatmap"]["train"]["epochs"] and trained.fit_s > 0
+    x = trained.bench.test[0][0][None]
+    assert torch.isfinite(trained.detector.score(x)).all()

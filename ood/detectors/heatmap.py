@@ -47,6 +47,8 @@ __all__ = ["HeatmapOOD", "TRAINING", "nearest_prototypes"]
 TRAINING: dict[str, Param] = {
     "device": Param("auto", str, check=device_rule(), doc="auto = cuda, else mps, else cpu"),
     "amp": Param(True, bool, doc="mixed precision, only on CUDA"),
+    # data-parallel training processes (ood.fit under torchrun; one GPU each); batch_size is per process
+    "processes": Param(1, int, 1, 4096, doc="training processes (torchrun)"),
 }
 
 

@@ -1,0 +1,108 @@
+"""Train a detector's networks as its training stage does, in one process or data-parallel over
+several (``torch.distributed``), and write its checkpoint.
+
+``python -m ood.fit moodcat`` trains with params.yaml's ``moodcat.train`` and writes
+``models/<benchmark>/moodcat.pt`` (``diffusion.pt`` for DiffGuard). The training stages call
+:func:`run`, which starts ``train.processes`` workers with torchrun when that is above 1 and then
+loads what they wrote. On several machines, start the workers yourself on each::
+
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m ood.fit moodcat
+
+Each process trains on its shard of every epoch, on its own GPU (``cuda:LOCAL_RANK``; gloo on
+CPUs), with the gradient averaged over the processes before every step (:func:`ood.train.fit`);
+``batch_size`` is per process. Rank 0 writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import params as Pm
+from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main
+
+__all__ = ["Training", "inputs", "fit", "run", "main"]
+
+
+@dataclass
+class Training:
+    """A trained (or loaded) detector with what its stage needs next: the benchmark, the data given
+    to ``fit`` and the wall time of the training."""
+    detector: Any
+    bench: Any
+    data: dict[str, Any]
+    fit_s: float
+
+
+def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The untrained detector built from params.yaml, its benchmark and the keyword data of its
+    ``fit`` (ID validation; auxiliary outliers where the method trains on them)."""
+    import ood.data
+    import ood.detectors
+    import ood.models
+    from torch.utils.data import Subset
+
+    from .data import auxiliary
+
+    T, dense = P[name]["train"], name in ood.detectors.DENSE_TRAINED
+    section = "dense_benchmark" if dense else "benchmark"
+    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, section))
+    base = root / "models" / P[section]["name"] / ("segmenter.pt" if dense else "classifier.pt")
+    model = ood.models.load(base, map_location=device_for_rank(T["device"]))
+    scoring = ood.detectors.TRAINED[name].split_score(P[name]["score"])[0] if name == "heatmap" else {}
+    detector = ood.detectors.build(name, model=model, train=T, seed=P["seed"], **({"dense": True} if dense else {}),
+                                   **scoring)
+    data: dict[str, Any] = {"val": bench.val}
+    if name == "diffguard":  # the per-epoch validation loss only: a seeded 512 images
+        import ood.evaluate
+
+        data["val"] = Subset(bench.val, ood.evaluate.subset_indices(len(bench.val), 512, P["seed"], "diffusion-val"))
+    if detector.needs_outliers:
+        data["outliers"] = auxiliary.load_outliers(T["outliers"], seed=P["seed"], size=bench.image_size[0],
+                                                            channels=bench.in_channels)
+    return detector, bench, data
+
+
+def fit(name: str, P: Mapping[str, Any], root: Path) -> Training:
+    """Train ``name`` in this process (one of several under torch.distributed); rank 0 writes the
+    checkpoint. An interrupted training resumes from ``checkpoints/<benchmark>/<stage>.ckpt``."""
+    from .train import is_main_process
+
+    detector, bench, data = inputs(name, P, root)
+    bench_name, stage = bench.name, TRAINING_STAGE.get(name, name)
+    start = time.perf_counter()
+    detector.fit(bench.train, checkpoint=root / "checkpoints" / bench_name / f"{stage}.ckpt", **data)
+    fit_s = time.perf_counter() - start
+    if is_main_process():
+        detector.save(checkpoint(root, bench_name, name))
+    return Training(detector, bench, data, fit_s)
+
+
+def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Training:
+    """Train in this process, or in ``processes`` torchrun workers (then load their checkpoint)."""
+    if processes <= 1:
+        return fit(name, P, root)
+    import ood.detectors
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "ood.fit", name]
+    print(" ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=root, check=True)
+    fit_s = time.perf_counter() - start  # includes the workers' start-up
+    detector, bench, data = inputs(name, P, root)
+    trained = ood.detectors.load(checkpoint(root, bench.name, name), model=detector.model)
+    return Training(trained, bench, data, fit_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return distributed_main(lambda name, P, root: fit(name, P, root), "python -m ood.fit METHOD   (e.g. moodcat; "
+                            "under torchrun: data-parallel)", "trained", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

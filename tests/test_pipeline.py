@@ -242,13 +242,14 @@ def test_every_parameter_is_a_dependency_of_some_stage() -> None:
 def test_invalid_parameter_stops_before_any_work(study: Path) -> None:
     params = (study / "params.yaml").read_text()
     try:
-        (study / "params.yaml").write_text(params.replace("epochs: 1", "epochs: 0"))
+        (study / "params.yaml").write_text(params.replace("epochs: 1", "epochs: -1"))
         proc = run(["dvc", "repro", "classifier"], study, check=False)
         assert proc.returncode != 0
-        assert "classifier.epochs: must be an integer in [1, 1000], got 0" in proc.stdout + proc.stderr
+        assert "classifier.epochs: must be an integer in [0, 1000], got -1" in proc.stdout + proc.stderr
         assert "epoch 1/" not in proc.stdout + proc.stderr  # training never started
     finally:
         (study / "params.yaml").write_text(params)
+        run(["dvc", "checkout", "-q", "classifier"], study)  # dvc removed the stage's outputs before running it
 
 
 def test_training_runs_data_parallel_under_torchrun(study: Path, tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ CPUs), with the gradient averaged over the processes before every step (:func:`o
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import params as Pm
-from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main
+from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main, torchrun
 
 __all__ = ["Training", "inputs", "fit", "run", "main"]
 
@@ -63,7 +62,7 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
         data["val"] = Subset(bench.val, ood.evaluate.subset_indices(len(bench.val), 512, P["seed"], "diffusion-val"))
     if detector.needs_outliers:
         data["outliers"] = auxiliary.load_outliers(T["outliers"], seed=P["seed"], size=bench.image_size[0],
-                                                            channels=bench.in_channels)
+                                                   channels=bench.in_channels)
     return detector, bench, data
 
 
@@ -88,11 +87,8 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
         return fit(name, P, root)
     import ood.detectors
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "ood.fit", name]
-    print(" ".join(cmd), flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=root, check=True)
+    torchrun("ood.fit", name, processes, root)
     fit_s = time.perf_counter() - start  # includes the workers' start-up
     detector, bench, data = inputs(name, P, root)
     trained = ood.detectors.load(checkpoint(root, bench.name, name), model=detector.model)
@@ -100,8 +96,8 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
 
 
 def main(argv: list[str] | None = None) -> int:
-    return distributed_main(lambda name, P, root: fit(name, P, root), "python -m ood.fit METHOD   (e.g. moodcat; "
-                            "under torchrun: data-parallel)", "trained", argv)
+    return distributed_main(fit, "python -m ood.fit METHOD   (e.g. moodcat; under torchrun: data-parallel)", "trained",
+                            argv)
 
 
 if __name__ == "__main__":

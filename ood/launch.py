@@ -5,6 +5,7 @@ joins torch.distributed's process group when torchrun started it."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 
 from . import params as Pm
 
-__all__ = ["TRAINING_STAGE", "checkpoint", "device_for_rank", "distributed_main"]
+__all__ = ["TRAINING_STAGE", "checkpoint", "device_for_rank", "distributed_main", "torchrun"]
 
 
 #: methods trained by a stage not called ``<method>_train``; that stage's name is also the stem of
@@ -65,3 +66,11 @@ def distributed_main(fn: Any, usage: str, done: str, argv: list[str] | None = No
             dist.destroy_process_group()
     print(f"{args[0]}: {done} in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def torchrun(module: str, name: str, processes: int, root: Path) -> None:
+    """``python -m <module> <name>`` in ``processes`` workers on this machine (torchrun, standalone)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", module, name]
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=root, check=True)

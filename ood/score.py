@@ -17,19 +17,18 @@ on CPUs); random draws depend on an image's key only, so the merged file equals 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-import torch
 
 from . import params as Pm
-from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main
+from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main, torchrun
 from .summarize import atomic_write
 
 __all__ = ["run", "score", "main"]
+
 
 def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Score ``name``'s trained checkpoint; on rank 0 write the three files and return the rows
@@ -64,10 +63,7 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
 def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score in this process, or in ``processes`` torchrun workers; returns what was written."""
     if processes > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "ood.score", name]
-        print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, cwd=root, check=True)
+        torchrun("ood.score", name, processes, root)
         bench_name, scores = P["benchmark"]["name"], root / "reports" / "scores" / P["benchmark"]["name"]
         rows = pd.concat([pd.read_csv(scores / f"{name}.csv"), pd.read_csv(scores / "ablations" / f"{name}.csv")],
                          ignore_index=True)

@@ -49,7 +49,7 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
 
     T, dense = P[name]["train"], name in ood.detectors.DENSE_TRAINED
     section = "dense_benchmark" if dense else "benchmark"
-    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, section))
+    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, section, root))
     base = root / "models" / P[section]["name"] / ("segmenter.pt" if dense else "classifier.pt")
     model = ood.models.load(base, map_location=device_for_rank(T["device"]))
     scoring = ood.detectors.TRAINED[name].split_score(P[name]["score"])[0] if name == "heatmap" else {}

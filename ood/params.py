@@ -334,16 +334,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def benchmark_args(params: dict[str, Any], section: str = "benchmark") -> dict[str, Any]:
+def benchmark_args(params: dict[str, Any], section: str = "benchmark",
+                   root: str | Path | None = None) -> dict[str, Any]:
     """Keyword arguments of ``ood.data.load_benchmark`` for the benchmark of a params section
     (``benchmark``: the image benchmark; ``dense_benchmark``: the dense one), built once and then
-    loaded from the project's ``.cache/benchmarks`` (:mod:`ood.data.cache`)."""
-    try:
-        cache = str(project_root() / ".cache" / "benchmarks")
-    except FileNotFoundError:  # outside a project: build every time
-        cache = None
-    return {**params[section], "root": params["data"]["root"], "seed": params["seed"], "cache": cache}
+    loaded from the project's ``.cache/benchmarks`` (:mod:`ood.data.cache`).
 
+    ``root`` is the project folder (default: the one holding the working directory); a relative
+    ``data.root`` is read from there, so a caller in another folder still finds that project's data."""
+    try:
+        project = Path(root) if root is not None else project_root()
+    except FileNotFoundError:  # outside a project: data.root as given, build every time
+        return {**params[section], "root": params["data"]["root"], "seed": params["seed"], "cache": None}
+    return {**params[section], "root": str(project / params["data"]["root"]), "seed": params["seed"],
+            "cache": str(project / ".cache" / "benchmarks")}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -41,7 +41,7 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
     E, bench_name = P["evaluate"], P["benchmark"]["name"]
     cls = ood.detectors.TRAINED[name]
     det_params, evaluation = cls.split_score(P[name]["score"])
-    bench = ood.data.load_benchmark(**Pm.benchmark_args(P))
+    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, root=root))
     model = ood.models.load(root / "models" / bench_name / "classifier.pt", map_location=device_for_rank(E["device"]))
     detector = ood.detectors.load(checkpoint(root, bench_name, name), model=model, **det_params)
     train_json = root / "reports" / bench_name / f"{TRAINING_STAGE.get(name, f'{name}_train')}.json"

@@ -90,3 +90,16 @@ def test_notebook_parameters_fall_back_to_params_yaml(monkeypatch) -> None:
     assert params["seed"] == 7 and params["classifier"] == COMMITTED["classifier"]
     with pytest.raises(P.ParamsError, match="seed: must be an integer"):
         P.from_notebook(seed="x")
+
+
+def test_benchmark_args_read_data_from_the_given_project(tmp_path, monkeypatch) -> None:
+    """A caller whose working directory is another project (the CI failure of stop 19: a test in the
+    repository trained a copied workspace) still reads that workspace's data and cache."""
+    params = yaml.safe_load((P.project_root() / P.PARAMS_FILE).read_text())
+    work = tmp_path / "work"
+    args = P.benchmark_args(params, root=work)
+    assert args["root"] == str(work / params["data"]["root"])
+    assert args["cache"] == str(work / ".cache" / "benchmarks")
+    monkeypatch.chdir(work.parent)  # no params.yaml here or above: data.root as given, no cache
+    outside = P.benchmark_args({**params, "data": {"root": "/abs/data"}})
+    assert (outside["root"], outside["cache"]) == ("/abs/data", None)

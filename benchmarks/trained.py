@@ -48,7 +48,7 @@ def main() -> int:
     dense = args.method in ood.detectors.DENSE_TRAINED
     section = "dense_benchmark" if dense else "benchmark"
     name, H = P[section]["name"], P[args.method]
-    bench = ood.data.load_benchmark(**{**ood.params.benchmark_args(P, section), "root": str(ROOT / P["data"]["root"])})
+    bench = ood.data.load_benchmark(**ood.params.benchmark_args(P, section, ROOT))
     clf = ood.models.load(ROOT / "models" / name / ("segmenter.pt" if dense else "classifier.pt"))
     cls = {**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}[args.method]
     outliers = (load_outliers(H["train"]["outliers"], seed=P["seed"], size=bench.image_size[0], channels=bench.in_channels)

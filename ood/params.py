@@ -333,7 +333,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def benchmark_args(params: dict[str, Any], section: str = "benchmark",
                    root: str | Path | None = None) -> dict[str, Any]:
     """Keyword arguments of ``ood.data.load_benchmark`` for the benchmark of a params section
@@ -345,9 +344,11 @@ def benchmark_args(params: dict[str, Any], section: str = "benchmark",
     try:
         project = Path(root) if root is not None else project_root()
     except FileNotFoundError:  # outside a project: data.root as given, build every time
-        return {**params[section], "root": params["data"]["root"], "seed": params["seed"], "cache": None}
-    return {**params[section], "root": str(project / params["data"]["root"]), "seed": params["seed"],
-            "cache": str(project / ".cache" / "benchmarks")}
+        data_root, cache = params["data"]["root"], None
+    else:
+        data_root, cache = str(project / params["data"]["root"]), str(project / ".cache" / "benchmarks")
+    return {**params[section], "root": data_root, "seed": params["seed"], "cache": cache}
+
 
 if __name__ == "__main__":
     sys.exit(main())

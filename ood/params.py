@@ -7,6 +7,7 @@ and what it accepts. ``python -m ood.params [FILE]`` checks a file (every dvc st
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import sys
 from pathlib import Path
@@ -114,8 +115,8 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     return ""
 
 
-IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100")
-DENSE_BENCHMARKS = ("scenes",)
+IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100", "imagenet")
+DENSE_BENCHMARKS = ("scenes", "cityscapes")
 CLASSIFIER_ARCHS = ("cnn", "resnet18", "resnet50")
 SEGMENTER_ARCHS = ("fcn", "deeplabv3")
 
@@ -340,14 +341,20 @@ def benchmark_args(params: dict[str, Any], section: str = "benchmark",
     loaded from the project's ``.cache/benchmarks`` (:mod:`ood.data.cache`).
 
     ``root`` is the project folder (default: the one holding the working directory); a relative
-    ``data.root`` is read from there, so a caller in another folder still finds that project's data."""
+    ``data.root`` is read from there, so a caller in another folder still finds that project's data.
+    A section's keys that its benchmark's loader does not take are left out: the section is shared
+    by the benchmarks a profile may name (``scenes`` reads ``objects``, ``cityscapes`` does not);
+    a misspelt key is caught earlier, by :func:`validate`."""
+    from .data.registry import BENCHMARKS
     try:
         project = Path(root) if root is not None else project_root()
     except FileNotFoundError:  # outside a project: data.root as given, build every time
         data_root, cache = params["data"]["root"], None
     else:
         data_root, cache = str(project / params["data"]["root"]), str(project / ".cache" / "benchmarks")
-    return {**params[section], "root": data_root, "seed": params["seed"], "cache": cache}
+    takes = inspect.signature(BENCHMARKS[params[section]["name"]].loader).parameters
+    own = {k: v for k, v in params[section].items() if k == "name" or k in takes}
+    return {**own, "root": data_root, "seed": params["seed"], "cache": cache}
 
 
 if __name__ == "__main__":

@@ -113,6 +113,10 @@ _IMAGENET_SYNSETS = [(1, "n02119789", "kit fox, Vulpes macrotis", 0), (2, "n0210
                      (3, "n01443537", "goldfish, Carassius auratus", 0), (1001, "n00001740", "entity", 3)]
 _IMAGENET_TRUTH = [3, 1, 2]  # ILSVRC2012_IDs of val images 1..3 -> sorted-wnid labels 0, 2, 1
 _IMAGENET_VAL = [Sample(100 + k, 30, 40, label) for k, label in enumerate([0, 2, 1])]
+#: Training images per class archive (``<wnid>.tar``: ``<wnid>_<n>.JPEG``), in wnid order.
+_IMAGENET_TRAIN = {"n01443537": [Sample(170, 40, 30, 0), Sample(171, 36, 36, 0)],
+                   "n02100735": [Sample(172, 30, 40, 1)],
+                   "n02119789": [Sample(173, 40, 40, 2), Sample(174, 44, 30, 2)]}
 #: Member paths (in load order, i.e. sorted) of the unlabelled sets, with each archive's name.
 _FOLDERS: dict[str, tuple[str, list[str]]] = {
     "lsun-crop": ("LSUN.tar.gz", [f"LSUN/test/{k}.jpg" for k in range(3)]),
@@ -147,6 +151,7 @@ EXPECTED: dict[str, dict[str, list[Sample]]] = {
     "dtd": {"all": list(_DTD.values())},
     "tiny-imagenet": {"val": [s for _, _, s in _TIN_VAL]},
     "places365": {"val": _PLACES_VAL},
+    "imagenet-train": {"train": [s for samples in _IMAGENET_TRAIN.values() for s in samples]},
     "imagenet-val": {"val": _IMAGENET_VAL},
     **{name: {"all": _folder_samples(name)} for name in _FOLDERS},
 }
@@ -158,6 +163,7 @@ CLASSES: dict[str, list[str]] = {
     "dtd": ["banded", "blotchy", "zigzagged"],
     "tiny-imagenet": sorted(_TIN_WNIDS),
     "places365": _PLACES_CLASSES,
+    "imagenet-train": sorted(_IMAGENET_TRAIN),
     "imagenet-val": ["goldfish, Carassius auratus", "English setter", "kit fox, Vulpes macrotis"],
 }
 
@@ -305,6 +311,20 @@ def write_imagenet_val(dest: Path) -> Checksums:
     return _done(dest, "ILSVRC2012_devkit_t12.tar.gz", "ILSVRC2012_img_val.tar")
 
 
+def write_imagenet_train(dest: Path, per_class: dict[str, list[Sample]] | None = None) -> Checksums:
+    """``ILSVRC2012_img_train.tar``: one uncompressed ``<wnid>.tar`` per class holding
+    ``<wnid>_<n>.JPEG``, as image-net.org serves it. ``per_class`` overrides the images."""
+    per_class = _IMAGENET_TRAIN if per_class is None else per_class
+    inner = {}
+    for wnid, samples in per_class.items():
+        path = dest / f"{wnid}.tar"
+        _targz(path, {f"{wnid}_{n}.JPEG": _jpeg(s) for n, s in enumerate(samples)})
+        inner[f"{wnid}.tar"] = path.read_bytes()
+        path.unlink()
+    fd._write_tar(dest / "ILSVRC2012_img_train.tar", inner)
+    return _done(dest, "ILSVRC2012_img_train.tar")
+
+
 def _write_folder(name: str) -> Callable[[Path], Checksums]:
     """The unlabelled sets: their images, plus clutter a loader must skip (a README, a macOS
     ``._`` resource fork, and for NINCO its other two folders, which are not unpacked)."""
@@ -375,6 +395,7 @@ WRITERS: dict[str, Callable[[Path], Checksums]] = {
     "dtd": write_dtd,
     "tiny-imagenet": write_tiny_imagenet,
     "places365": write_places365,
+    "imagenet-train": write_imagenet_train,
     "imagenet-val": write_imagenet_val,
     **{name: _write_folder(name) for name in _FOLDERS},
     "openood-imglist": write_openood_imglist,

@@ -29,7 +29,7 @@ import fakes_images as fi
 
 fetch_mod = importlib.import_module("ood.data.fetch")
 
-AUTOMATIC = [name for name in images.IMAGE_SETS if name != "imagenet-val"]
+AUTOMATIC = [name for name in images.IMAGE_SETS if registry.DATASETS[name].manual_url is None]
 IMAGE_NAMES = [spec.name for spec in registry.IMAGE_DATASETS]
 #: Sets with no published checksum (trust on first use).
 UNPINNED = {"isun", "inaturalist", "openimage-o", "ssb-hard", "species-sub", "openood-imglist", "scood"}

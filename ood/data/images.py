@@ -27,6 +27,9 @@ tiny-imagenet      ``val/images`` + ``val/val_annotations.txt``;      val: 10,00
                    class = index of the wnid in sorted ``wnids.txt``
 places365          ``val_256/*.jpg`` + ``places365_val.txt``;         val: 36,500
                    class names from ``categories_places365.txt``
+imagenet-train     one tar per class (``n01440764.tar``, ...), each   train: 1,281,167
+                   unpacked into ``train/<wnid>/`` on first use;
+                   class = index of the wnid in sorted order
 imagenet-val       flat ``ILSVRC2012_val_*.JPEG`` + devkit            val: 50,000
                    ``meta.mat`` and ground truth; class = index of
                    the wnid among the sorted 1000 leaf wnids
@@ -75,6 +78,7 @@ import numpy as np
 import scipy.io
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from . import registry
 from .benchmark import OOD_LABEL
@@ -329,6 +333,28 @@ def _imagenet_val(directory: Path, split: str) -> Content:
     return paths, labels, [words[w] for w in wnids]
 
 
+_IMAGENET_CLASS_TAR = re.compile(r"^(n\d{8})\.tar$")
+
+
+def _imagenet_train(directory: Path, split: str) -> Content:
+    """The training archive holds one tar per class (``n01440764.tar``: its ``*.JPEG``). Each is
+    unpacked into ``train/<wnid>/`` on first use and then deleted (138 GB once, not twice); an
+    interrupted run unpacks the class it was on again. Class ``i`` is the ``i``-th wnid in sorted
+    order, as in :func:`_imagenet_val` (and torchvision); the class names are the wnids."""
+    base = directory / EXTRACTED
+    inner = sorted(p for p in base.glob("n*.tar") if _IMAGENET_CLASS_TAR.match(p.name))
+    for tar in tqdm(inner, desc="unpacking ImageNet classes", disable=len(inner) < 2):
+        extract_archive(tar, base / "train" / tar.stem)
+        tar.unlink()
+    wnids = sorted(p.name for p in (base / "train").iterdir() if p.is_dir()) if (base / "train").is_dir() else []
+    paths, labels = [], []
+    for label, wnid in enumerate(wnids):
+        files = sorted(p for p in (base / "train" / wnid).iterdir() if p.suffix == ".JPEG")
+        paths += files
+        labels += [label] * len(files)
+    return paths, labels, wnids
+
+
 # ---------------------------------------------------------------------------------------------
 # The sets
 # ---------------------------------------------------------------------------------------------
@@ -368,6 +394,8 @@ IMAGE_SETS: dict[str, ImageSetInfo] = {
         ImageSetInfo("dtd", _dtd, select=lambda p: p.startswith("dtd/images/")),
         ImageSetInfo("tiny-imagenet", _tiny_imagenet, ("val",), select=lambda p: p.startswith(_TIN_KEEP)),
         ImageSetInfo("places365", _places365, ("val",), select=lambda p: p.startswith(_PLACES_KEEP)),
+        ImageSetInfo("imagenet-train", _imagenet_train, ("train",),
+                     select=lambda p: _IMAGENET_CLASS_TAR.match(p) is not None),
         ImageSetInfo("imagenet-val", _imagenet_val, ("val",),
                      select=lambda p: p in _IMAGENET_KEEP or _IMAGENET_VAL.match(p) is not None),
         *(ImageSetInfo(name, _unlabelled) for name in (

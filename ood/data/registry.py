@@ -290,6 +290,22 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             )
             for id_set, other in (("cifar10", "cifar100"), ("cifar100", "cifar10"))
         ),
+        BenchmarkSpec(
+            name="imagenet",
+            loader_path="ood.data.openood:load_imagenet",
+            datasets=("imagenet-train", "imagenet-val", "ssb-hard", "ninco", "inaturalist", "dtd", "openimage-o"),
+            description="ImageNet-1k (ID, login-gated); OpenOOD v1.5 near = SSB-hard, NINCO; far = iNaturalist, "
+            "Textures, OpenImage-O",
+            embedded=False,
+        ),
+        BenchmarkSpec(
+            name="cityscapes",
+            loader_path="ood.data.cityscapes:load_cityscapes_benchmark",
+            datasets=("cityscapes", "smiyc-roadanomaly21", "smiyc-roadobstacle21", "fishyscapes-lostandfound"),
+            description="dense: Cityscapes (ID, login-gated) scenes; OOD = SMIYC RoadAnomaly21, RoadObstacle21, "
+            "Fishyscapes Lost & Found validation frames, masks 0/1/255",
+            embedded=False,
+        ),
     ]
 }
 
@@ -430,6 +446,10 @@ _IMAGENET_HINT = (
     "'Validation images (all tasks)' ILSVRC2012_img_val.tar (6.3 GB) and 'Development kit (Task 1 & 2)' "
     "ILSVRC2012_devkit_t12.tar.gz (2.5 MB)"
 )
+_IMAGENET_TRAIN_HINT = (
+    f"Log in (free account, non-commercial terms) at {IMAGENET_URL}, open ILSVRC 2012 and download "
+    "'Training images (Task 1 & 2)' ILSVRC2012_img_train.tar (138 GB)"
+)
 
 IMAGE_DATASETS = [
     # CIFAR (Krizhevsky 2009), python versions. URL and MD5: torchvision (pytorch/vision,
@@ -523,6 +543,18 @@ IMAGE_DATASETS = [
                        hint=_IMAGENET_HINT),
             RemoteFile(name="ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622", hint=_IMAGENET_HINT),
         ],
+    ),
+    # ImageNet-1k training set: the ID training split of the imagenet benchmark (what post-hoc
+    # detectors fit on and Heatmap / MoodCat train on). Login-gated. Archive name and MD5: torchvision
+    # (torchvision/datasets/imagenet.py, ARCHIVE_META["train"]). The archive holds one tar per class
+    # (``n01440764.tar``, ...); ood.data.images unpacks each into ``train/<wnid>/`` on first use.
+    DatasetSpec(
+        name="imagenet-train",
+        description="ImageNet-1k train (login-gated): 1,281,167 images, 1000 classes (ID training split of imagenet)",
+        manual_url=IMAGENET_URL,
+        hint=_IMAGENET_TRAIN_HINT,
+        files=[RemoteFile(name="ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e",
+                          hint=_IMAGENET_TRAIN_HINT)],
     ),
     # ImageNet-O (Hendrycks et al., CVPR 2021): URL from hendrycks/natural-adv-examples README.md;
     # MD5 from pytorch-ood (dataset/img/imagenet.py, ImageNetO.tgz_md5).

@@ -111,7 +111,6 @@ _PLACES_VAL = [Sample(90 + k, 40, 40, label) for k, label in enumerate([2, 0, 1]
 # ImageNet: ILSVRC2012_IDs 1..3 are leaves (not in wnid order); 1001 is an inner node.
 _IMAGENET_SYNSETS = [(1, "n02119789", "kit fox, Vulpes macrotis", 0), (2, "n02100735", "English setter", 0),
                      (3, "n01443537", "goldfish, Carassius auratus", 0), (1001, "n00001740", "entity", 3)]
-_IMAGENET_TRUTH = [3, 1, 2]  # ILSVRC2012_IDs of val images 1..3 -> sorted-wnid labels 0, 2, 1
 _IMAGENET_VAL = [Sample(100 + k, 30, 40, label) for k, label in enumerate([0, 2, 1])]
 #: Training images per class archive (``<wnid>.tar``: ``<wnid>_<n>.JPEG``), in wnid order.
 _IMAGENET_TRAIN = {"n01443537": [Sample(170, 40, 30, 0), Sample(171, 36, 36, 0)],
@@ -286,10 +285,14 @@ def write_places365(dest: Path) -> Checksums:
     return _done(dest, "filelist_places365-standard.tar", "val_256.tar")
 
 
-def write_imagenet_val(dest: Path) -> Checksums:
+def write_imagenet_val(dest: Path, val: list[Sample] | None = None) -> Checksums:
     """``ILSVRC2012_img_val.tar`` (flat ``ILSVRC2012_val_<8 digits>.JPEG``) and
     ``ILSVRC2012_devkit_t12.tar.gz`` (``data/meta.mat`` with the ``synsets`` struct array,
-    ``data/ILSVRC2012_validation_ground_truth.txt``), as the user puts them from image-net.org."""
+    ``data/ILSVRC2012_validation_ground_truth.txt``), as the user puts them from image-net.org.
+    ``val`` overrides the images (labels 0..2, the sorted-wnid classes)."""
+    val = _IMAGENET_VAL if val is None else val
+    leaves = sorted((wnid, idx) for idx, wnid, _, children in _IMAGENET_SYNSETS if children == 0)
+    truth = [leaves[s.label][1] for s in val]  # sorted-wnid label -> its ILSVRC2012_ID
     fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height",
               "num_train_images"]
     synsets = np.zeros((len(_IMAGENET_SYNSETS), 1), dtype=[(f, "O") for f in fields])
@@ -301,13 +304,13 @@ def write_imagenet_val(dest: Path) -> Checksums:
     devkit = {
         "ILSVRC2012_devkit_t12/COPYING": b"fixture",
         "ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt": "".join(
-            f"{t}\n" for t in _IMAGENET_TRUTH).encode(),
+            f"{t}\n" for t in truth).encode(),
         "ILSVRC2012_devkit_t12/data/meta.mat": meta.getvalue(),
         "ILSVRC2012_devkit_t12/evaluation/demo_eval.m": b"% fixture",
     }
     _targz(dest / "ILSVRC2012_devkit_t12.tar.gz", devkit)
     _targz(dest / "ILSVRC2012_img_val.tar",
-           {f"ILSVRC2012_val_{k + 1:08d}.JPEG": _jpeg(s) for k, s in enumerate(_IMAGENET_VAL)})
+           {f"ILSVRC2012_val_{k + 1:08d}.JPEG": _jpeg(s) for k, s in enumerate(val)})
     return _done(dest, "ILSVRC2012_devkit_t12.tar.gz", "ILSVRC2012_img_val.tar")
 
 

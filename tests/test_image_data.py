@@ -187,12 +187,19 @@ def test_transform_hook(tmp_path, monkeypatch):
     assert tuple(image.shape) == (3, 16, 16) and label.item() == 7
 
 
-def test_cli_downloads_an_image_set(tmp_path, monkeypatch, capsys):
-    checksums = _serve("mnist", tmp_path, monkeypatch)
+@pytest.mark.parametrize("name", ["mnist", "dtd"])
+def test_cli_downloads_and_unpacks_an_image_set(name, tmp_path, monkeypatch, capsys):
+    """`python -m ood.data download` leaves nothing to unpack: data/ is every stage's DVC dependency,
+    so a stage that unpacked would change it after `dvc add data`."""
+    checksums = _serve(name, tmp_path, monkeypatch)
     root = tmp_path / "data"
-    assert cli_main(["download", "mnist", "--root", str(root), "--no-progress"]) == 0
-    assert "mnist: ok" in capsys.readouterr().out
-    assert sorted(p.name for p in (root / "mnist").iterdir()) == sorted(checksums)
+    assert cli_main(["download", name, "--root", str(root), "--no-progress"]) == 0
+    assert f"{name}: ok" in capsys.readouterr().out
+    files = lambda: sorted(p.relative_to(root) for p in root.rglob("*"))  # noqa: E731
+    before = files()
+    assert set(checksums) <= {p.name for p in before}
+    images.load_image_set(name, root)  # as a stage reads it
+    assert files() == before
 
 
 def test_bad_names_and_splits(tmp_path):

@@ -42,7 +42,7 @@ def test_committed_params_are_valid() -> None:
     ({"classifier__amp": "yes"}, "classifier.amp: must be true or false, got 'yes'"),
     ({"classifier__device": "gpu"}, "classifier.device: must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"),
     ({"benchmark__val_fraction": 0.0}, "benchmark.val_fraction: must be a number in (0.0, 0.5], got 0.0"),
-    ({"benchmark__name": "cifar"}, "benchmark.name: must be one of 'fmnist6', 'cifar10', 'cifar100'; got 'cifar'"),
+    ({"benchmark__name": "cifar"}, "benchmark.name: must be one of 'fmnist6', 'cifar10', 'cifar100', 'imagenet'; got 'cifar'"),
     ({"evaluate__ci_level": 1.5}, "evaluate.ci_level: must be a number in [0.5, 0.999], got 1.5"),
     ({"detectors__names": ["msp", "msp"]}, "detectors.names: must not repeat items"),
     ({"detectors__names": ["msp", "gram"]}, "detectors.names: item 'gram': must be one of 'msp'"),

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ood.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    dl = sub.add_parser("download", help="fetch and verify raw datasets (skips verified files)")
+    dl = sub.add_parser("download", help="fetch, verify and unpack raw datasets (skips verified files)")
     dl.add_argument(
         "names",
         nargs="*",
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             path = download(
                 name, args.root, progress=not args.no_progress, retries=args.retries, timeout=args.timeout
             )
+            _unpack(name, args.root, progress=not args.no_progress)
             print(f"{name}: ok ({path})")
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -53,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: partial downloads are kept and resumed on the next run", file=sys.stderr)
         return 130
     return 0
+
+
+def _unpack(name: str, root: str, progress: bool) -> None:
+    """Unpack a paper profile's archives now, not in the pipeline's first stage: data/ is a DVC
+    dependency of every stage (``dvc add data`` after this command), so no stage may write to it."""
+    from . import dense, images  # torch: only for the paper profiles' sets
+
+    if name in images.IMAGE_SETS:
+        images.prepare(name, root, progress=progress)
+    elif name in dense.DENSE_SETS or name == dense.CITYSCAPES:
+        dense.prepare(name, root, progress=progress)
 
 
 def _profile_benchmarks() -> list[str] | None:

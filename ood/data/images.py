@@ -336,20 +336,24 @@ def _imagenet_val(directory: Path, split: str) -> Content:
 _IMAGENET_CLASS_TAR = re.compile(r"^(n\d{8})\.tar$")
 
 
-def _imagenet_train(directory: Path, split: str) -> Content:
-    """The training archive holds one tar per class (``n01440764.tar``: its ``*.JPEG``). Each is
-    unpacked into ``train/<wnid>/`` on first use and then deleted (138 GB once, not twice); an
-    interrupted run unpacks the class it was on again. Class ``i`` is the ``i``-th wnid in sorted
-    order, as in :func:`_imagenet_val` (and torchvision); the class names are the wnids."""
-    base = directory / EXTRACTED
-    inner = sorted(p for p in base.glob("n*.tar") if _IMAGENET_CLASS_TAR.match(p.name))
+def _unpack_class_tars(extracted: Path) -> None:
+    """ImageNet's training archive holds one tar per class (``n01440764.tar``: its ``*.JPEG``):
+    each is unpacked into ``train/<wnid>/`` and deleted (138 GB once, not twice). An interrupted
+    run unpacks the class it was on again."""
+    inner = sorted(p for p in extracted.glob("n*.tar") if _IMAGENET_CLASS_TAR.match(p.name))
     for tar in tqdm(inner, desc="unpacking ImageNet classes", disable=len(inner) < 2):
-        extract_archive(tar, base / "train" / tar.stem)
+        extract_archive(tar, extracted / "train" / tar.stem)
         tar.unlink()
-    wnids = sorted(p.name for p in (base / "train").iterdir() if p.is_dir()) if (base / "train").is_dir() else []
+
+
+def _imagenet_train(directory: Path, split: str) -> Content:
+    """Class ``i`` is the ``i``-th wnid in sorted order, as in :func:`_imagenet_val` (and
+    torchvision); the class names are the wnids."""
+    base = directory / EXTRACTED / "train"
+    wnids = sorted(p.name for p in base.iterdir() if p.is_dir())
     paths, labels = [], []
     for label, wnid in enumerate(wnids):
-        files = sorted(p for p in (base / "train" / wnid).iterdir() if p.suffix == ".JPEG")
+        files = sorted(p for p in (base / wnid).iterdir() if p.suffix == ".JPEG")
         paths += files
         labels += [label] * len(files)
     return paths, labels, wnids
@@ -369,12 +373,14 @@ class ImageSetInfo:
         build: ``(dataset folder, split) -> Content`` (images or image files, labels, class names).
         splits: the splits it has; the first is the default.
         select: which archive members to unpack (relative POSIX path -> bool); ``None``: all.
+        nested: unpacks archives inside the unpacked ones (the ``extracted/`` folder), once.
     """
 
     name: str
     build: Callable[[Path, str], Content]
     splits: tuple[str, ...] = ("all",)
     select: Callable[[str], bool] | None = None
+    nested: Callable[[Path], None] | None = None
 
 
 _CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -395,7 +401,7 @@ IMAGE_SETS: dict[str, ImageSetInfo] = {
         ImageSetInfo("tiny-imagenet", _tiny_imagenet, ("val",), select=lambda p: p.startswith(_TIN_KEEP)),
         ImageSetInfo("places365", _places365, ("val",), select=lambda p: p.startswith(_PLACES_KEEP)),
         ImageSetInfo("imagenet-train", _imagenet_train, ("train",),
-                     select=lambda p: _IMAGENET_CLASS_TAR.match(p) is not None),
+                     select=lambda p: _IMAGENET_CLASS_TAR.match(p) is not None, nested=_unpack_class_tars),
         ImageSetInfo("imagenet-val", _imagenet_val, ("val",),
                      select=lambda p: p in _IMAGENET_KEEP or _IMAGENET_VAL.match(p) is not None),
         *(ImageSetInfo(name, _unlabelled) for name in (
@@ -467,6 +473,8 @@ def prepare(name: str, root: str | os.PathLike[str] = "data", *, download: bool 
         if _is_archive(file.name):
             _reject_non_archive(name, file, path)
             count = extract_archive(path, extracted, select=info.select if info else None)
+            if info and info.nested:
+                info.nested(extracted)
         extracted.mkdir(parents=True, exist_ok=True)
         marker = _marker(extracted, file.name)
         tmp = marker.with_name(marker.name + ".tmp")

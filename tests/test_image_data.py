@@ -335,3 +335,12 @@ def test_imglist_rejects_bad_lines(tmp_path, line):
     (tmp_path / "list.txt").write_text(f"ok.jpg 1\n{line}\n")
     with pytest.raises(ValueError, match=r"unsafe archive member|expected '<path>|malformed node"):
         images.load_imglist(tmp_path / "list.txt", tmp_path)
+
+
+def test_cli_fetches_the_other_sets_when_a_login_gated_one_is_missing(tmp_path, monkeypatch, capsys):
+    _serve("mnist", tmp_path, monkeypatch)
+    root = tmp_path / "data"
+    assert cli_main(["download", "imagenet-val", "mnist", "--root", str(root), "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert "mnist: ok" in out and "https://image-net.org/download-images.php" in err
+    assert "not ready: imagenet-val" in err and (root / "mnist" / "extracted").is_dir()

@@ -40,19 +40,25 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         dl.error(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(sorted(DATASETS))}")
     names = args.names or required_datasets(_profile_benchmarks())
+    failed = []
     try:
-        for name in names:
-            path = download(
-                name, args.root, progress=not args.no_progress, retries=args.retries, timeout=args.timeout
-            )
-            _unpack(name, args.root, progress=not args.no_progress)
+        for name in names:  # one set failing (a login-gated one not yet in place) does not stop the others
+            try:
+                path = download(
+                    name, args.root, progress=not args.no_progress, retries=args.retries, timeout=args.timeout
+                )
+                _unpack(name, args.root, progress=not args.no_progress)
+            except FetchError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed.append(name)
+                continue
             print(f"{name}: ok ({path})")
-    except FetchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted: partial downloads are kept and resumed on the next run", file=sys.stderr)
         return 130
+    if failed:
+        print(f"not ready: {', '.join(failed)} (see above); the others are in place", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
 from . import detectors as D
+from .detectors.base import eval_mode
 from .train import make_loader, predict
 
 ID_SET = "id"
@@ -175,3 +176,21 @@ def score_detector(detector: D.Detector, benchmark: Any, *, batch_size: int = 51
                            "images": int(frame.groupby("detector").size().max()) if len(frame) else 0,
                            "processes": world}])
     return frame, costs
+
+
+@torch.no_grad()
+def class_means(model: nn.Module, dataset: Dataset, num_classes: int, batch_size: int = 512) -> torch.Tensor:
+    """``[num_classes, C, H, W]``: the mean image of each class *predicted* by ``model`` over
+    ``dataset`` (the naive localisation map's reference, |x − mean of its predicted class|),
+    accumulated batch by batch in float64 (ImageNet's training set does not fit in memory).
+    A class never predicted gets a zero image."""
+    dev = next(model.parameters()).device
+    sums, counts = None, torch.zeros(num_classes, dtype=torch.float64)
+    with eval_mode(model):
+        for x, _ in make_loader(dataset, batch_size, shuffle=False):
+            pred = model(x.to(dev)).argmax(1).cpu()
+            if sums is None:
+                sums = torch.zeros(num_classes, *x.shape[1:], dtype=torch.float64)
+            sums.index_add_(0, pred, x.double())
+            counts += torch.bincount(pred, minlength=num_classes).double()
+    return (sums / counts.clamp(min=1).view(-1, *[1] * (sums.dim() - 1))).float()

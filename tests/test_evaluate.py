@@ -56,3 +56,15 @@ def test_score_detector_passes_set_and_index_keys_whatever_the_batch_size():
     near = a[a["set"] == "near1"]
     assert near["score"].tolist() == [200 + i for i in range(9)] and near["index"].tolist() == list(range(9))
     assert costs.loc[0, "detector"] == "keyecho" and costs.loc[0, "cost_vs_forward"] > 0
+
+
+def test_class_means_are_the_mean_image_of_each_predicted_class():
+    torch.manual_seed(0)
+    model = ood.models.build("cnn", num_classes=4, width=8, feature_dim=16).eval()
+    x = torch.rand(70, 1, 28, 28)
+    pred = model(x).argmax(1)
+    means = E.class_means(model, TensorDataset(x, torch.zeros(70)), 4, batch_size=16)  # batches cross classes
+    assert means.shape == (4, 1, 28, 28)
+    for c in range(4):
+        want = x[pred == c].mean(0) if (pred == c).any() else torch.zeros(1, 28, 28)  # never predicted: zeros
+        torch.testing.assert_close(means[c], want, atol=1e-6, rtol=0)

@@ -185,7 +185,7 @@ def test_pasted_outliers_are_id_images_with_one_auxiliary_rectangle_and_their_cl
     x_id, x_out = torch.rand(30, 1, 28, 28), torch.rand(12, 1, 28, 28)
     det = D.build("heatmap", model=model, seed=3, train={"epochs": 1, "batch_size": 20, "width": 16, "code": 8,
                                                           "device": "cpu", "pasted": 25})
-    x_p, source = det._pasted(x_id, x_out, 25)
+    x_p, source = det._pasted(TensorDataset(x_id), TensorDataset(x_out), 25)
     assert x_p.shape == (25, 1, 28, 28) and source.shape == (25,)
     for img, src in zip(x_p, source):
         changed = torch.nonzero((img - x_id[src]).abs()[0] > 0)
@@ -197,11 +197,15 @@ def test_pasted_outliers_are_id_images_with_one_auxiliary_rectangle_and_their_cl
         assert torch.equal(img[:, outside], x_id[src][:, outside])
         box = img[:, top:bottom, left:right]
         assert any(torch.equal(box, o[:, top:bottom, left:right]) for o in x_out)  # pasted from one outlier
-    assert det._pasted(x_id, x_out, 0)[0].shape[0] == 0
+    assert det._pasted(TensorDataset(x_id), TensorDataset(x_out), 0)[0].shape[0] == 0
     seen = {}
     monkeypatch.setattr(H, "fit", lambda task, data, *a, **k: seen.setdefault("data", data) and [])
     det.fit(TensorDataset(x_id, torch.arange(30) % 3), outliers=TensorDataset(x_out, -torch.ones(12)), progress=False)
-    _, _, images, targets = seen["data"].tensors
+    data = seen["data"]
+    images, targets = (torch.stack([data[i][k] for i in range(len(data))]) for k in (2, 3))
     assert len(images) == 30 + 12 + 25
+    torch.testing.assert_close(images[:30], x_id * 2 - 1)  # the ID images, then the outliers, read on access
+    torch.testing.assert_close(images[30:42], x_out * 2 - 1)
+    torch.testing.assert_close(targets[:30], images[:30])  # an ID image's target is itself
     torch.testing.assert_close(images[-25:], x_p * 2 - 1)  # same draws as above (seeded by the detector's seed)
     torch.testing.assert_close(targets[-25:], x_id[source] * 2 - 1)  # target: the clean source image

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
 from ..data.localisation import make_localisation
 from ..models.decoders import HeatmapDecoder
@@ -167,32 +167,33 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         batch = 512
         if len(outliers) == 0:
             raise ValueError(f"{self.name}: the outlier set is empty")
-        x_id, x_out = _images(train), _images(outliers)
-        c, size = x_id.shape[1], x_id.shape[-1]
+        # Images stay in their datasets (ImageNet's 1.28M would be 770 GB as one tensor); only the
+        # classifier's outputs of every image are kept, from one pass.
+        probe = torch.stack([_image(train, i) for i in range(min(2, len(train)))])
+        c, size = probe.shape[1], probe.shape[-1]
         self.configs = {"decoder": {"feature_dim": self.model.fc.in_features, "num_classes": self.model.fc.out_features,
                                     "out_channels": c, "image_size": size, "width": T["width"], "code": T["code"]},
-                        "maps": self._map_indices(x_id[:2].to(self.device), T["fw_layers"], size)}
-        x_p, source = self._pasted(x_id, x_out, T["pasted"])
-        n_id, n_out = len(x_id), len(x_out)
-        x_all = torch.cat([x_id, x_out, x_p])
+                        "maps": self._map_indices(probe.to(self.device), T["fw_layers"], size)}
+        x_p, source = self._pasted(train, outliers, T["pasted"])
+        n_id, n_out = len(train), len(outliers)
+        images = ConcatDataset([train, outliers, TensorDataset(x_p)])
         # One classifier pass over every training image: the epochs then cost the decoder only.
-        z_all, maps_all, lo, hi = self._encode_all(x_all, batch, stats_rows=n_id)
+        z_all, maps_all, lo, hi = self._encode_all(images, batch, stats_rows=n_id)
         y_all = self.model.fc(z_all.to(self.device)).argmax(1).cpu()
         # One global scalar min and max over every entry of the forwarded ID-train features (and
         # feature maps, with fw_layers > 1), as the official get_norm_values.
         self.state = {"z_min": lo.reshape(()).to(self.device), "z_max": hi.reshape(()).to(self.device)}
         proto = nearest_prototypes(z_all[n_id:n_id + n_out], y_all[n_id:n_id + n_out], z_all[:n_id], y_all[:n_id])
         self.state["prototypes"] = proto.to(self.device)  # index into ID train, per outlier (for the notebook)
-        to_pm1 = lambda v: v * 2 - 1  # noqa: E731 - official pixel range [-1, 1]
         cond = lambda z: self._condition(z.to(self.device)).cpu()  # noqa: E731
-        data = TensorDataset(cond(z_all), y_all, to_pm1(x_all), to_pm1(torch.cat([x_id, x_id[proto], x_id[source]])),
-                             *maps_all)
+        # targets: an ID image itself, an outlier's nearest prototype, a composite's clean source
+        data = _DecoderData(images, train, torch.cat([torch.arange(n_id), proto.cpu(), source]), cond(z_all), y_all,
+                            maps_all)
         val_data = None
         if val is not None:  # ID validation: the loss towards a zero heatmap (a held-out sanity check)
-            x_val = _images(val)
-            z_val, maps_val, _, _ = self._encode_all(x_val, batch)
-            val_data = TensorDataset(cond(z_val), self.model.fc(z_val.to(self.device)).argmax(1).cpu(),
-                                     to_pm1(x_val), to_pm1(x_val), *maps_val)
+            z_val, maps_val, _, _ = self._encode_all(val, batch)
+            val_data = _DecoderData(val, val, torch.arange(len(val)), cond(z_val),
+                                    self.model.fc(z_val.to(self.device)).argmax(1).cpu(), maps_val)
         torch.manual_seed(self.seed)
         self.networks = self._build_networks(self.configs)
         task = _DecoderTask(self.networks["decoder"], T["lr"], (T["beta1"], T["beta2"]), self._condition)
@@ -202,14 +203,14 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         self.networks["decoder"].to(self.device).eval()
 
     @torch.no_grad()
-    def _encode_all(self, images: Tensor, batch: int, stats_rows: int = 0) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+    def _encode_all(self, images: Dataset, batch: int, stats_rows: int = 0) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
         """Raw features (float32) and decoder feature maps (float16, kept for every epoch: 19 KB an
         image on fmnist6) of every image, and the float32 min and max over the features and maps
         of the first ``stats_rows`` images."""
         zs, maps, lo, hi = [], [], torch.tensor(float("inf")), torch.tensor(float("-inf"))
         with eval_mode(self.model):
-            for i in range(0, len(images), batch):
-                z, fm = self._encode(images[i:i + batch].to(self.device))
+            for i, x in zip(range(0, len(images), batch), _batches(images, batch)):
+                z, fm = self._encode(x.to(self.device))
                 if i == 0:
                     maps = [torch.empty(len(images), *m.shape[1:], dtype=torch.float16) for m in fm]
                 for buf, m in zip(maps, fm):
@@ -220,18 +221,18 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
                     lo, hi = torch.minimum(lo, v.min()), torch.maximum(hi, v.max())
         return torch.cat(zs), maps, lo, hi
 
-    def _pasted(self, x_id: Tensor, x_out: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def _pasted(self, train: Dataset, outliers: Dataset, n: int) -> tuple[Tensor, Tensor]:
         """``n`` ID training images, each with one rectangle of an auxiliary outlier pasted at the same
         place (sides 1/7 to 5/7 of the image, so not the localisation set's range), and the index
         of each one's clean source image. The clean image is its target: the closest ID image by
         construction, so ``h`` regresses the difference inside the rectangle and zero elsewhere.
         The rectangles are drawn from their own stream (not the localisation set's)."""
+        first = _image(train, 0)
         if n == 0:
-            return x_id[:0], torch.zeros(0, dtype=torch.long)
-        size = x_id.shape[-1]
+            return first[None][:0], torch.zeros(0, dtype=torch.long)
+        size = first.shape[-1]
         stream = zlib.crc32(f"heatmap-pasted-{self.seed}".encode())
-        made = make_localisation(TensorDataset(x_id), {"auxiliary": TensorDataset(x_out)}, n, stream,
-                                 side=(max(1, size // 7), size * 5 // 7))
+        made = make_localisation(train, {"auxiliary": outliers}, n, stream, side=(max(1, size // 7), size * 5 // 7))
         return made.tensors[0], made.id_index
 
     def _map_indices(self, probe: Tensor, fw_layers: int, size: int) -> list[int]:
@@ -254,8 +255,30 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
         return indices
 
 
-def _images(dataset: Dataset) -> Tensor:
-    """Every image of a dataset as one CPU tensor (TensorDatasets without copying)."""
-    if isinstance(dataset, TensorDataset):
-        return dataset.tensors[0].float()
-    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float()
+def _image(dataset: Dataset, i: int) -> Tensor:
+    return dataset[i][0].float()
+
+
+def _batches(dataset: Dataset, batch: int):
+    """The images of ``dataset`` in order, ``batch`` at a time."""
+    for i in range(0, len(dataset), batch):
+        yield torch.stack([_image(dataset, j) for j in range(i, min(i + batch, len(dataset)))])
+
+
+class _DecoderData(Dataset):
+    """The decoder's training items: conditioned code, predicted class, image and target in
+    [-1, 1] (the official pixel range), and the decoder's feature maps. The codes and maps of every
+    image are kept (one classifier pass); the images are read from their datasets on access, the
+    target of item ``i`` being image ``target_index[i]`` of ``targets``."""
+
+    def __init__(self, images: Dataset, targets: Dataset, target_index: Tensor, codes: Tensor, labels: Tensor,
+                 maps: list[Tensor]):
+        self.images, self.targets, self.target_index = images, targets, target_index
+        self.codes, self.labels, self.maps = codes, labels, maps
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, ...]:
+        image, target = _image(self.images, i), _image(self.targets, int(self.target_index[i]))
+        return (self.codes[i], self.labels[i], image * 2 - 1, target * 2 - 1, *(m[i] for m in self.maps))

@@ -159,7 +159,7 @@ SCHEMA: dict[str, Any] = {
         "subset": optional(integer(1)),
     },
     "classifier": _training(CLASSIFIER_ARCHS),
-    "segmenter": _training(SEGMENTER_ARCHS),
+    "segmenter": {**_training(SEGMENTER_ARCHS), "crop": optional(integer(8, 4096))},
     "dense_evaluate": {
         "bins": integer(16, 2**24),
         "component_threshold": threshold_rule(),

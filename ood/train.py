@@ -73,6 +73,18 @@ def _random_hflip(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     return x, y
 
 
+def _random_crop(x: torch.Tensor, y: torch.Tensor, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``side`` x ``side`` square at a random place in each image of the batch, its per-pixel
+    target cut with it (segmenters trained on crops of large frames, e.g. Cityscapes' 1024x2048)."""
+    h, w = x.shape[-2:]
+    if side > min(h, w):
+        raise ValueError(f"crop {side} is larger than the {h}x{w} frames: choose crop <= {min(h, w)} or none")
+    tops = torch.randint(0, h - side + 1, (len(x),)).tolist()
+    lefts = torch.randint(0, w - side + 1, (len(x),)).tolist()
+    cut = lambda a, i: a[i, ..., tops[i]:tops[i] + side, lefts[i]:lefts[i] + side]  # noqa: E731
+    return torch.stack([cut(x, i) for i in range(len(x))]), torch.stack([cut(y, i) for i in range(len(y))])
+
+
 def fingerprint(**config: Any) -> str:
     """Identifies a training run; a checkpoint is only resumed by a run with the same fingerprint."""
     blob = json.dumps(config, sort_keys=True, default=str).encode()
@@ -235,7 +247,8 @@ def _mean_over_processes(sums: dict[str, float]) -> dict[str, float]:
 def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int, batch_size: int,
         seed: int = 0, device: str | torch.device = "auto", amp: bool = True,
         checkpoint: str | os.PathLike | None = None, run_id: str = "", progress: bool = True,
-        ema: dict[str, float] | None = None, desc: str = "epoch") -> list[dict[str, float]]:
+        ema: dict[str, float] | None = None, desc: str = "epoch",
+        val_batch_size: int | None = None) -> list[dict[str, float]]:
     """The training loop of every network in the study; returns the per-epoch history.
 
     Moves ``task.networks`` to ``device`` (``auto``: CUDA, MPS, else CPU), runs
@@ -247,7 +260,8 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
     An existing checkpoint written by a run with the same ``run_id`` and arguments is resumed after
     its last completed epoch; the result is bit-identical to an uninterrupted run, because every
     epoch re-seeds the shuffling and torch's global RNG from ``(seed, epoch)``. The checkpoint is
-    deleted once training finishes.
+    deleted once training finishes. ``val_batch_size`` (default ``4 × batch_size``) batches the
+    validation set (whole frames, where training sees crops).
 
     Under ``torch.distributed`` every process must call ``fit`` with the same arguments; it trains
     data-parallel (module docstring) and ``batch_size`` is per process, as with DDP: the step sees
@@ -259,7 +273,7 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
     _sync_from_rank0(task.networks.values())
     opts = task.optimizers()
     loader = _loader(train_set, batch_size, seed)
-    val_loader = make_loader(val_set, 4 * batch_size, shuffle=False) if val_set is not None else None
+    val_loader = make_loader(val_set, val_batch_size or 4 * batch_size, shuffle=False) if val_set is not None else None
     scheds = task.schedulers(opts, max(epochs * len(loader), 1))
     use_amp = amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -336,15 +350,16 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
 
 
 class SupervisedTask(Task):
-    """Classifiers and segmenters: cross-entropy (void ignored), accuracy, optional flips."""
+    """Classifiers and segmenters: cross-entropy (void ignored), accuracy, optional flips and
+    (segmenters) random crops."""
 
     def __init__(self, model: nn.Module, *, lr: float, weight_decay: float, optimizer: str, momentum: float,
-                 scheduler: str, loss_fn: Callable | None, hflip: bool):
+                 scheduler: str, loss_fn: Callable | None, hflip: bool, crop: int | None = None):
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
         self.networks = {"model": model}
         self.lr, self.weight_decay, self.optimizer, self.momentum = lr, weight_decay, optimizer, momentum
-        self.scheduler, self.hflip = scheduler, hflip
+        self.scheduler, self.hflip, self.crop = scheduler, hflip, crop
         self.loss_fn = loss_fn or nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -364,6 +379,8 @@ class SupervisedTask(Task):
         x, y = batch
         if self.hflip and self.networks["model"].training:
             x, y = _random_hflip(x, y)
+        if self.crop and self.networks["model"].training:
+            x, y = _random_crop(x, y, self.crop)
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
     def training_step(self, batch: Any, step: Step) -> dict[str, float]:
@@ -388,16 +405,20 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
           seed: int = 0, device: str = "auto", amp: bool = True,
           checkpoint: str | os.PathLike | None = None,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          progress: bool = True, run_id: str = "", hflip: bool = False) -> list[dict[str, float]]:
+          progress: bool = True, run_id: str = "", hflip: bool = False,
+          crop: int | None = None) -> list[dict[str, float]]:
     """Train a classifier or segmenter in place with cross-entropy (:func:`fit` with a
     :class:`SupervisedTask`) and return the per-epoch history (``train_loss``, ``train_acc``,
     ``val_loss``, ``val_acc``). ``hflip``: flip half of each batch left-right (images, and
-    per-pixel targets with them). ``checkpoint``: see :func:`fit`."""
+    per-pixel targets with them). ``crop``: train on a random ``crop`` x ``crop`` square of each
+    frame (segmenters; validation sees whole frames, ``batch_size`` at a time).
+    ``checkpoint``: see :func:`fit`."""
     task = SupervisedTask(model, lr=lr, weight_decay=weight_decay, optimizer=optimizer, momentum=momentum,
-                          scheduler=scheduler, loss_fn=loss_fn, hflip=hflip)
-    run = json.dumps([run_id, lr, weight_decay, optimizer, momentum, scheduler, hflip])
+                          scheduler=scheduler, loss_fn=loss_fn, hflip=hflip, crop=crop)
+    run = json.dumps([run_id, lr, weight_decay, optimizer, momentum, scheduler, hflip] + ([crop] if crop else []))
     return fit(task, train_set, val_set, epochs=epochs, batch_size=batch_size, seed=seed, device=device,
-               amp=amp, checkpoint=checkpoint, run_id=run, progress=progress)
+               amp=amp, checkpoint=checkpoint, run_id=run, progress=progress,
+               val_batch_size=batch_size if crop else None)
 
 
 @torch.no_grad()

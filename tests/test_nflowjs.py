@@ -503,11 +503,24 @@ def test_training_parameters_are_validated(baseline, monkeypatch):
 
     monkeypatch.setattr(nflowjs_module, "fit", no_training)
     data = scenes(4, 0)
-    for bad in ({"patch_max": S + 4}, {"patch_min": 16, "patch_max": 8}, {"patch_min": 1, "patch_max": 2}):
+    for bad in ({"patch_max": S + 4}, {"patch_min": 16, "patch_max": 8}, {"patch_min": 1, "patch_max": 2},
+                {"crop": 12}):  # the largest patch (16) must fit the crop too
         det = D.build("nflowjs", model=baseline, dense=True, train={**TRAIN, **bad})
         with pytest.raises(ValueError, match="nflowjs: patch sides"):
             det.fit(data, progress=False)
         assert not det.fitted
+    det = D.build("nflowjs", model=baseline, dense=True, train={**TRAIN, "crop": S + 8})
+    with pytest.raises(ValueError, match=f"nflowjs: crop {S + 8} is larger than the {S}x{S} scenes"):
+        det.fit(data, progress=False)
+
+
+def test_joint_training_on_crops_sees_crops_and_validates_on_whole_scenes(baseline):
+    seg = _tiny_segmenter(0)
+    seen = []
+    seg.register_forward_pre_hook(lambda m, args: seen.append((m.training, tuple(args[0].shape[-2:]))))
+    det = D.build("nflowjs", model=seg.eval(), dense=True, train={**TRAIN, "crop": 24, "flow_epochs": 0}, seed=0)
+    det.fit(scenes(16, 0), val=scenes(8, 1), progress=False)
+    assert {s for t, s in seen if t} == {(24, 24)} and (False, (S, S)) in seen
 
 
 def test_a_patch_range_without_a_multiple_of_the_factor_is_rejected_before_training(baseline):

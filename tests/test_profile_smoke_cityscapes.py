@@ -9,7 +9,8 @@ patched to the fixtures', file:// mirror); Cityscapes is put in place by hand, a
 requires, and verified by trust on first use. Both are unpacked into the study's data/, which the
 stages then read offline. Two departures from the profile, both forced by this machine: the
 DeepLabV3 backbone starts from random weights (torchvision's ImageNet file cannot be downloaded
-here) and frames are 64x128 (``dense_benchmark.size: 64``) instead of 1024x2048.
+here) and frames are 64x128 (``dense_benchmark.size: 64``) instead of 1024x2048, with training
+crops of 48 instead of 768.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def test_cityscapes_profile_runs_the_whole_pipeline_to_a_report(tmp_path, monkey
     tiny(params)
     params["dense_benchmark"].update(size=64, n_val=ID_VAL)  # n_train, n_test: tiny's, above the fixtures' frames
     params["segmenter"]["pretrained"] = False  # torchvision's ImageNet ResNet-50 cannot be downloaded here
+    assert params["segmenter"]["crop"] == params["nflowjs"]["train"]["crop"] == 768
+    params["segmenter"]["crop"] = params["nflowjs"]["train"]["crop"] = 48  # the profile's crops, scaled to the frames
     params["diffguard"]["score"]["subset"] = 10  # the image side is not under test here: its slowest scorer, halved
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_fake_fashion_mnist(work / "data" / "fashion-mnist", n_train=1200, n_test=400, gz=False)  # fmnist6

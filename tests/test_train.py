@@ -96,6 +96,35 @@ def test_hflip_flips_images_with_their_per_pixel_targets() -> None:
     assert torch.equal(ood.train._random_hflip(x, labels)[1], labels)
 
 
+def test_random_crop_cuts_each_image_and_its_target_at_one_random_place() -> None:
+    torch.manual_seed(0)
+    x = torch.arange(6 * 2 * 10 * 12, dtype=torch.float32).view(6, 2, 10, 12)
+    y = x[:, 0].long()  # a target map that equals the image's first channel: must be cut at the same place
+    cx, cy = ood.train._random_crop(x, y, 4)
+    assert cx.shape == (6, 2, 4, 4) and cy.shape == (6, 4, 4) and torch.equal(cx[:, 0].long(), cy)
+    places = set()
+    for i in range(6):  # a contiguous window of image i, both channels at the same place
+        top, left = divmod(int(cx[i, 0, 0, 0] - x[i, 0, 0, 0]), 12)
+        assert torch.equal(cx[i], x[i, :, top:top + 4, left:left + 4])
+        places.add((top, left))
+    assert len(places) > 1  # one place per image, not per batch
+    with pytest.raises(ValueError, match="crop 11 is larger than the 10x12 frames"):
+        ood.train._random_crop(x, y, 11)
+
+
+def test_segmenter_trains_on_crops_and_validates_on_whole_frames() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(12, 3, 32, 48)
+    y = (x[:, 0] > 0.5).long()  # a per-pixel rule a segmenter can learn from any crop
+    model = ood.models.build("fcn", num_classes=2, in_channels=3)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append((m.training, tuple(args[0].shape[-2:]))))
+    ood.train.train(model, TensorDataset(x, y), TensorDataset(x[:5], y[:5]), epochs=1, batch_size=4, lr=1e-3,
+                    device="cpu", progress=False, crop=16)
+    assert {s for t, s in seen if t} == {(16, 16)} and {s for t, s in seen if not t} == {(32, 48)}
+    assert sum(not t for t, _ in seen) == 2  # validation: whole frames, batch_size (4) at a time, not 4x
+
+
 class TwoNetTask(ood.train.Task):
     """A GAN-shaped task: two networks, two optimizers updated in turn, EMA of one of them."""
 

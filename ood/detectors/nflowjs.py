@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from ..models.flows import PatchFlow
-from ..train import IGNORE_INDEX, Task, _random_hflip, fit
+from ..train import IGNORE_INDEX, Task, _random_crop, _random_hflip, fit
 from .base import DenseDetector, Param, TrainedDetector
 from .dense import entropy_score
 from .heatmap import TRAINING
@@ -132,6 +132,8 @@ class _JointTraining(Task):
         x, y = batch
         if self.hflip and self.networks["segmenter"].training:  # as the baseline segmenter was trained
             x, y = _random_hflip(x, y)
+        if self.T["crop"] and self.networks["segmenter"].training:  # negatives are pasted into the crop
+            x, y = _random_crop(x, y, self.T["crop"])
         return x.to(device), y.to(device)
 
     def losses(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
@@ -187,6 +189,7 @@ class NFlowJS(TrainedDetector, DenseDetector):
         "steps": Param(8, int, 1, 64),                         # (ActNorm, 1x1 conv, coupling) per scale
         "hidden": Param(64, int, 4, 4096),                     # coupling-net width
         "hflip": Param(True, bool),                            # as the baseline segmenter's training
+        "crop": Param(None, int, 8, 100_000, optional=True),   # joint training on random crops (None = whole scenes)
         **TRAINING,
     }
 
@@ -238,9 +241,13 @@ class NFlowJS(TrainedDetector, DenseDetector):
         self.configs = {"flow": {"channels": c, "levels": T["levels"], "steps": T["steps"], "hidden": T["hidden"]}}
         factor = 2 ** T["levels"]
         lowest = math.ceil(T["patch_min"] / factor) * factor  # the smallest side the flow can sample
-        if lowest > T["patch_max"] or T["patch_max"] > min(h, w):
+        side = min(h, w, T["crop"] or h)  # what the joint training sees
+        if T["crop"] and T["crop"] > min(h, w):
+            raise ValueError(f"{self.name}: crop {T['crop']} is larger than the {h}x{w} scenes: choose crop <= "
+                             f"{min(h, w)} or none")
+        if lowest > T["patch_max"] or T["patch_max"] > side:
             raise ValueError(f"{self.name}: patch sides [{T['patch_min']}, {T['patch_max']}] must hold a multiple "
-                             f"of {factor} (the flow's factor 2**levels) and stay within the scene size {min(h, w)}")
+                             f"of {factor} (the flow's factor 2**levels) and stay within the scene size {side}")
         torch.manual_seed(self.seed)
         self.networks = self._build_networks(self.configs)
         for p in self.segmenter.parameters():
@@ -255,7 +262,8 @@ class NFlowJS(TrainedDetector, DenseDetector):
                 batch_size=T["batch_size"], checkpoint=ckpt("flow"), desc="flow epoch", **common)]
         history += [{"phase": "joint", **row} for row in fit(
             _JointTraining(self.segmenter, self.flow, T, T["hflip"]), self._subset(train, T["images"], 2), val,
-            epochs=T["epochs"], batch_size=T["batch_size"], checkpoint=ckpt("joint"), desc="nflowjs epoch", **common)]
+            epochs=T["epochs"], batch_size=T["batch_size"], checkpoint=ckpt("joint"), desc="nflowjs epoch",
+            val_batch_size=T["batch_size"] if T["crop"] else None, **common)]
         self.history = history
         for net in self.networks.values():
             net.to(self.device).eval()

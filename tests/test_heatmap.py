@@ -25,8 +25,13 @@ def test_nearest_prototypes_by_brute_force():
         same = [j for j in range(50) if y_ref[j] == y_q[i]]
         best = min(same, key=lambda j: float(((z_q[i] - z_ref[j]) ** 2).sum()))
         assert int(got[i]) == best
-    with pytest.raises(ValueError, match="no ID training image is predicted as class 5"):
-        nearest_prototypes(z_q, torch.full((20,), 5), z_ref, y_ref)
+    # a class no reference is predicted as: the nearest reference of any class, with a warning
+    y_q = torch.where(torch.arange(20) < 4, 5, y_q)
+    with pytest.warns(UserWarning, match="no ID training image is predicted as class 5; 4 outlier"):
+        got = nearest_prototypes(z_q, y_q, z_ref, y_ref)
+    assert torch.equal(got[:4], torch.cdist(z_q[:4], z_ref).argmin(dim=1))
+    assert int(got[4]) == min((j for j in range(50) if y_ref[j] == y_q[4]),
+                              key=lambda j: float(((z_q[4] - z_ref[j]) ** 2).sum()))
 
 
 def test_loss_is_the_official_weighted_squared_error():

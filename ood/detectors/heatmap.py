@@ -27,6 +27,7 @@ are then the whole cost.
 from __future__ import annotations
 
 import json
+import warnings
 import zlib
 from typing import Any, ClassVar, Mapping
 
@@ -55,18 +56,25 @@ TRAINING: dict[str, Param] = {
 def nearest_prototypes(z_query: Tensor, y_query: Tensor, z_ref: Tensor, y_ref: Tensor, chunk: int = 2048) -> Tensor:
     """Index into ``z_ref`` of the nearest reference (Euclidean) with the same label, per query.
 
-    Raises ``ValueError`` if a query's label has no reference (a class the classifier never
-    predicts on ID training data)."""
+    A query whose label no reference has (a class the classifier never predicts on ID training
+    data, which only an undertrained classifier shows) falls back to the nearest reference of any
+    label, with a warning; the official code stops there on an empty distance matrix."""
     out = torch.empty(len(z_query), dtype=torch.long)
+    orphans = []
     for c in y_query.unique().tolist():
         ref = torch.nonzero(y_ref == c).flatten()
-        if len(ref) == 0:
-            raise ValueError(f"heatmap: no ID training image is predicted as class {c}, so an outlier "
-                             "predicted as it has no prototype")
         queries = torch.nonzero(y_query == c).flatten()
+        if len(ref) == 0:
+            orphans.append(c)
+            ref = torch.arange(len(z_ref))
         for i in range(0, len(queries), chunk):
             q = queries[i:i + chunk]
             out[q] = ref[torch.cdist(z_query[q], z_ref[ref]).argmin(dim=1)]
+    if orphans:
+        n = int(torch.isin(y_query, torch.tensor(orphans)).sum())
+        warnings.warn(f"heatmap: no ID training image is predicted as class {', '.join(map(str, orphans))}; "
+                      f"{n} outlier(s) predicted as such take the nearest ID training image of any class "
+                      "as prototype (is the classifier trained?)", stacklevel=2)
     return out
 
 

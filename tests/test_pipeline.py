@@ -7,6 +7,7 @@ reports/metrics.json, the tidy scores, the HTML report, DVC caching and paramete
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from pathlib import Path
@@ -237,6 +238,43 @@ def test_every_parameter_is_a_dependency_of_some_stage() -> None:
 
     untracked = [k for k in leaves(params) if not any(k == d or k.startswith(d + ".") for d in declared)]
     assert not untracked, f"params.yaml keys no stage depends on: {untracked}"
+
+
+def _ood_imports(source: str) -> set[str]:
+    """The ``ood`` modules a piece of code imports by name (``from ood.report import figures``
+    names ``ood.report.figures``)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {n for n in names if n.startswith("ood.")}
+
+
+def test_every_module_a_notebook_stage_imports_is_a_dependency() -> None:
+    """A change to a module a stage's notebook imports (or to ood.notebook and ood.params, which
+    run every notebook and load its benchmark) must re-run that stage. Package ``__init__`` files
+    only re-export, so they are not asked for."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    checked = 0
+    for name, spec in stages.items():
+        notebook = next((w for w in spec["cmd"].split() if w.endswith(".ipynb")), None)
+        if notebook is None:
+            continue
+        cells = json.loads((REPO / notebook).read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+        files = {REPO / "ood" / "notebook.py", REPO / "ood" / "params.py"}
+        for module in _ood_imports(code):
+            path = REPO.joinpath(*module.split("."))
+            if path.with_suffix(".py").exists():
+                files.add(path.with_suffix(".py"))
+        deps = [REPO / d for d in spec["deps"]]
+        missing = sorted(str(f.relative_to(REPO)) for f in files if not any(f == d or d in f.parents for d in deps))
+        assert not missing, f"stage {name}: its notebook imports {missing}, which dvc.yaml does not list as deps"
+        checked += 1
+    assert checked >= 14  # every notebook stage was looked at
 
 
 def test_invalid_parameter_stops_before_any_work(study: Path) -> None:

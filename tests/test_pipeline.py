@@ -264,7 +264,6 @@ def test_every_module_a_notebook_stage_imports_is_a_dependency() -> None:
             continue
         cells = json.loads((REPO / notebook).read_text())["cells"]
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
         files = {REPO / "ood" / "notebook.py", REPO / "ood" / "params.py"}
         for module in _ood_imports(code):
             path = REPO.joinpath(*module.split("."))

@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import ood.data  # noqa: E402
 import ood.metrics  # noqa: E402
-import ood.params  # noqa: E402
-from ood.evaluate import ID_SET  # noqa: E402
-from ood.summarize import combine, image_scores  # noqa: E402
+import ood.pipeline.params  # noqa: E402
+from ood.sets import ID_SET  # noqa: E402
+from ood.pipeline.summarize import combine, image_scores  # noqa: E402
 
 RULES = ("zmean", "zmax", "trust")
 
@@ -34,9 +34,9 @@ def group_aurocs(scores, detector: str, groups) -> list[float]:
 
 
 def main() -> int:
-    P = ood.params.load(ROOT / "params.yaml")
+    P = ood.pipeline.params.load(ROOT / "params.yaml")
     C, name = P["combine"], P["benchmark"]["name"]
-    groups = ood.data.load_benchmark(**ood.params.benchmark_args(P)).groups
+    groups = ood.data.load_benchmark(**ood.pipeline.params.benchmark_args(P)).groups
     scores = image_scores(ROOT, name)
     cols = " ".join(f"{g:>6s}" for g in groups)
     print(f"{name}: average AUROC per group ({', '.join(groups)}); * = the rule params.yaml reports")

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import ood.profile  # noqa: E402
+import ood.pipeline.profile  # noqa: E402
 from ood.data.images import OPENOOD_V15  # noqa: E402
 from ood.detectors.diffguard import DiffGuard  # noqa: E402
 from ood.models import build  # noqa: E402
@@ -58,8 +58,8 @@ DDPM_CIFAR10 = {"sample_size": 32, "block_out_channels": (128, 256, 256, 256), "
 
 
 def profile_params(name: str) -> dict:
-    default = ROOT / (ood.profile.STASH if ood.profile.active(ROOT) != "default" else "params.yaml")
-    text = ood.profile.apply_overlay(default.read_text(), ood.profile.overlay(ROOT, name), name)
+    default = ROOT / (ood.pipeline.profile.STASH if ood.pipeline.profile.active(ROOT) != "default" else "params.yaml")
+    text = ood.pipeline.profile.apply_overlay(default.read_text(), ood.pipeline.profile.overlay(ROOT, name), name)
     return yaml.safe_load(text)
 
 

@@ -6,7 +6,7 @@
 Each stage runs as `dvc repro --force --single-item <stage>` in dvc.yaml's order (which is
 topological), so its wall time includes its kernel start-up; the peak memory is the largest sum of
 resident memory over the whole process tree (dvc, papermill, the notebook kernel), sampled every
-0.1 s. Budgets (DESIGN.md, "Targets", on a 2-core CPU): the whole default study <= 20 min (hard
+0.1 s. Budgets (ARCHITECTURE.md, "Budgets", on a 2-core CPU): the whole default study <= 20 min (hard
 limit 30) and <= 6 GB; per group of stages as in BUDGETS; a re-run with nothing changed: seconds.
 """
 
@@ -24,7 +24,7 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-#: budget group -> (stages, seconds); DESIGN.md "Targets".
+#: budget group -> (stages, seconds); ARCHITECTURE.md "Budgets".
 BUDGETS = {
     "data + classifier + post-hoc + summarize + report": (
         ("data", "classifier", "posthoc", "dense_posthoc", "summarize", "report"), 240),

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import ood.data  # noqa: E402
 import ood.detectors  # noqa: E402
 import ood.models  # noqa: E402
-import ood.params  # noqa: E402
+import ood.pipeline.params  # noqa: E402
 from ood.data.auxiliary import load_outliers  # noqa: E402
 
 
@@ -44,11 +44,11 @@ def main() -> int:
     parser.add_argument("--no-train", action="store_true", help="load models/<benchmark>/<method>.pt instead of training")
     parser.add_argument("--batch-size", type=int, default=None, help="scoring batch (default: evaluate.batch_size)")
     args = parser.parse_args()
-    P = ood.params.load(ROOT / "params.yaml")
+    P = ood.pipeline.params.load(ROOT / "params.yaml")
     dense = args.method in ood.detectors.DENSE_TRAINED
     section = "dense_benchmark" if dense else "benchmark"
     name, H = P[section]["name"], P[args.method]
-    bench = ood.data.load_benchmark(**ood.params.benchmark_args(P, section, ROOT))
+    bench = ood.data.load_benchmark(**ood.pipeline.params.benchmark_args(P, section, ROOT))
     clf = ood.models.load(ROOT / "models" / name / ("segmenter.pt" if dense else "classifier.pt"))
     cls = {**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}[args.method]
     outliers = (load_outliers(H["train"]["outliers"], seed=P["seed"], size=bench.image_size[0], channels=bench.in_channels)
@@ -57,7 +57,7 @@ def main() -> int:
           + (f", {len(outliers)} auxiliary outliers" if outliers is not None else ""))
     scoring = cls.split_score(H["score"])[0]  # without evaluation keys (e.g. DiffGuard's subset)
     if args.no_train:
-        from ood.launch import checkpoint
+        from ood.pipeline.launch import checkpoint
 
         det = ood.detectors.load(checkpoint(ROOT, name, args.method), model=clf, **scoring)
     else:

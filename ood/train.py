@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .models import atomic_torch_save
+from .io import atomic_torch_save
 
 IGNORE_INDEX = 255  # void label, shared with the dense benchmarks
 

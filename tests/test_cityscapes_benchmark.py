@@ -18,7 +18,7 @@ import torch
 
 import fakes_dense as fd
 import ood.data
-import ood.params
+import ood.pipeline.params
 from ood.data import dense, registry
 from ood.data.cityscapes import OOD_SETS, Letterbox, load_cityscapes_benchmark
 from ood.data.fetch import UnpinnedChecksumWarning
@@ -178,7 +178,7 @@ def test_the_profile_section_builds_it_through_the_cache(root, tmp_path):
     params = {"seed": 0, "data": {"root": str(root)},
               "dense_benchmark": {"name": "cityscapes", "size": 64, "n_train": 2825, "n_val": 3, "n_test": 500,
                                   "objects": [2, 4], "anomalies": [1, 2], "scale": [1.0, 1.5], "subset": None}}
-    args = ood.params.benchmark_args(params, "dense_benchmark", root=tmp_path)
+    args = ood.pipeline.params.benchmark_args(params, "dense_benchmark", root=tmp_path)
     assert "objects" not in args and args["cache"] == str(tmp_path / ".cache" / "benchmarks")
     built = ood.data.load_benchmark(**args)
     cached = ood.data.load_benchmark(**args)  # unpickled: the datasets read the unpacked files
@@ -190,9 +190,9 @@ def test_the_profile_section_builds_it_through_the_cache(root, tmp_path):
 
 
 def test_segmenter_confusion_streams_batch_by_batch(root):
-    """The segmenter stage's mIoU (ood.evaluate_dense.segmentation_confusion): the same counts as
+    """The segmenter stage's mIoU (ood.evaluation.dense.segmentation_confusion): the same counts as
     one pass over every logit (ood.train.predict), without keeping them (80 GB at 1024x2048)."""
-    import ood.evaluate_dense
+    import ood.evaluation.dense
     import ood.metrics
     import ood.train
 
@@ -201,5 +201,5 @@ def test_segmenter_confusion_streams_batch_by_batch(root):
     model = torch.nn.Conv2d(3, b.num_classes, 3, padding=1)
     logits, labels = ood.train.predict(model, b.test, batch_size=8)
     whole = ood.metrics.pixel_confusion(logits.argmax(1).numpy(), labels.numpy(), b.num_classes)
-    streamed = ood.evaluate_dense.segmentation_confusion(model, b.test, b.num_classes, batch_size=3)
+    streamed = ood.evaluation.dense.segmentation_confusion(model, b.test, b.num_classes, batch_size=3)
     assert np.array_equal(streamed, whole) and streamed.sum() == int((labels != 255).sum())

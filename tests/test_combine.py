@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ood.summarize import best_baselines, combine, comparison_pairs, paired_differences, reference_comparisons
+from ood.pipeline.summarize import best_baselines, combine, comparison_pairs, paired_differences, reference_comparisons
 
 
 def tidy(detector: str, sets: dict[str, np.ndarray]) -> pd.DataFrame:

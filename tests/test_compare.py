@@ -1,4 +1,4 @@
-"""ood.compare on a real (tiny) git + DVC repository: one stage writes metrics.json, summary tables
+"""ood.pipeline.compare on a real (tiny) git + DVC repository: one stage writes metrics.json, summary tables
 and per-image scores from params.yaml; experiments change a knob or the seed."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import yaml
 import dvc.api
 from sklearn.metrics import roc_auc_score
 
-from ood import compare as C
+from ood.pipeline import compare as C
+from ood.report.compare import render_html
 
 STAGE = '''
 """Toy pipeline: scores drawn from params -> reports/metrics.json, summary tables, scores."""
@@ -231,5 +232,6 @@ def test_missing_cache_falls_back_to_values(repo, tmp_path):
     assert rows["delta_lo"].isna().all() and rows["delta"].notna().all()
     assert any("summary.csv is not in the local DVC cache" in n for n in knob2.notes)
     assert any("per-image scores of img are not in the local DVC cache" in n for n in knob2.notes)
-    page = C.render_html(base, [knob2], table, C.differing_params(base, [knob2]), C.seed_summary(base, [knob2]))
+    page = render_html(base, [knob2], table, C.differing_params(base, [knob2]), C.seed_summary(base, [knob2]),
+                       *C.settings(base))
     assert "not in the local DVC cache" in page

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
-import ood.evaluate as E
+import ood.evaluation.image as E
 import ood.models
 from ood.data.benchmark import Benchmark
 from ood.detectors.base import Detector
@@ -20,8 +20,9 @@ def bench() -> Benchmark:
         return TensorDataset(torch.rand(n, 1, 28, 28, generator=g), torch.full((n,), label))
 
     train = TensorDataset(torch.rand(30, 1, 28, 28, generator=g), torch.arange(30) % 3)
-    return Benchmark("toy", ["a", "b", "c"], train, ds(10, 0), ds(12, 1), {"near1": ds(9, -1), "far1": ds(7, -1)},
-                     {"near": ["near1"], "far": ["far1"]}, 1, (28, 28))
+    return Benchmark(name="toy", classes=["a", "b", "c"], train=train, val=ds(10, 0), test=ds(12, 1),
+                     ood={"near1": ds(9, -1), "far1": ds(7, -1)}, groups={"near": ["near1"], "far": ["far1"]},
+                     in_channels=1, image_size=(28, 28))
 
 
 def model():

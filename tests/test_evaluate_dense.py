@@ -1,4 +1,4 @@
-"""Streaming dense evaluation (ood.evaluate_dense) and its score-map store (ood.scoremaps):
+"""Streaming dense evaluation (ood.evaluation.dense) and its score-map store (ood.evaluation.scoremaps):
 same accumulators as on the in-memory maps, for any batch size, maps saved as a plain npz,
 keyed random detectors, one batch in memory at a time."""
 
@@ -17,9 +17,10 @@ from torch.utils.data import TensorDataset
 from ood.data.benchmark import DenseBenchmark
 from ood.detectors import build
 from ood.detectors.base import DenseDetector, per_sample, sample_generators
-from ood.evaluate_dense import ALL_SET, gallery, score_dense_benchmark
+from ood.evaluation.dense import gallery, score_dense_benchmark
+from ood.sets import ALL_SET
 from ood.metrics import ComponentMetrics, PixelMetrics, dense_accumulators, summarize_dense
-from ood.scoremaps import ScoreMaps, ScoreMapWriter, member_name
+from ood.evaluation.scoremaps import ScoreMaps, ScoreMapWriter, member_name
 
 NAMES = ["msp", "entropy", "maxlogit", "energy"]
 SETTINGS = dict(bins=2**16, min_size=5, min_gt_size=1)

@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 import ood.detectors as D
 from ood.detectors.heatmap import heatmap_loss, nearest_prototypes
 from ood.models.decoders import HeatmapDecoder
-from ood.summarize import combine, fit_standardiser
+from ood.pipeline.summarize import combine, fit_standardiser
 
 
 def test_nearest_prototypes_by_brute_force():

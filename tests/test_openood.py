@@ -10,7 +10,7 @@ import torch
 from torchvision.transforms import v2 as T
 
 import ood.data
-import ood.params
+import ood.pipeline.params
 from ood.data import registry
 from ood.data.openood import to_geometry
 
@@ -97,10 +97,10 @@ def test_caps_and_the_offline_default(mirror, tmp_path):
 def test_profile_benchmarks_are_valid_params_and_not_fetched_by_default():
     assert registry.required_datasets() == ["fashion-mnist"]
     assert registry.required_datasets(["cifar10"])[0] == "cifar10"
-    params = ood.params.load(ood.params.project_root() / "params.yaml")
+    params = ood.pipeline.params.load(ood.pipeline.params.project_root() / "params.yaml")
     for name in ("cifar10", "cifar100", "imagenet"):
         params["benchmark"]["name"] = name
-        ood.params.check(params)  # no error: the benchmark is wired into the pipeline's schema
+        ood.pipeline.params.check(params)  # no error: the benchmark is wired into the pipeline's schema
     assert sorted(registry.BENCHMARKS["cifar100"].datasets) == sorted(registry.BENCHMARKS["cifar10"].datasets)
 
 

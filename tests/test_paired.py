@@ -11,7 +11,7 @@ from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import ood.metrics as M
-from ood.summarize import dense_paired_differences
+from ood.pipeline.summarize import dense_paired_differences
 
 
 def correlated(seed: int, n_id: int, n_ood: int, shift: float = 0.8, ties: bool = False):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ood import params as P
+from ood.pipeline import params as P
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = yaml.safe_load((REPO / "params.yaml").read_text())

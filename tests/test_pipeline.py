@@ -113,7 +113,7 @@ def test_dense_pixel_scores_reproduce_the_dense_metrics(study: Path) -> None:
     from sklearn.metrics import average_precision_score
 
     dense = json.loads((study / "reports" / "metrics.json").read_text())["scenes"]["detectors"]
-    from ood.scoremaps import ScoreMaps
+    from ood.evaluation.scoremaps import ScoreMaps
 
     maps = ScoreMaps(study / "reports" / "scores" / "scenes" / "dense_posthoc.npz")
     label, score = maps.load("near", "label").ravel(), maps.load("near", "entropy").ravel()
@@ -131,12 +131,12 @@ def test_report_is_self_contained_html_without_code(study: Path) -> None:
     html = (study / "reports" / "report.html").read_text()
     assert "<img" in html and "data:image/png;base64" in html  # figures embedded
     assert "OpenOOD v1.5" in html and "fmnist6" in html
-    assert "from ood.notebook import setup" not in html  # code cells are not exported
+    assert "from ood.pipeline.notebook import setup" not in html  # code cells are not exported
     assert "Pixel AP" in html and "scenes" in html  # the dense section
     assert "auxiliary outliers" in html and "heatmap †" in html  # outlier exposure is marked
     stages = yaml.safe_load((study / "dvc.yaml").read_text())["stages"]
     for stage, spec in stages.items():
-        if "ood.notebook" in spec["cmd"]:
+        if "ood.pipeline.notebook" in spec["cmd"]:
             assert (study / "reports" / "notebooks" / f"{stage}.ipynb").exists(), stage
     assert (study / "models" / "fmnist6" / "classifier.pt").exists()
     assert (study / "models" / "fmnist6" / "heatmap.pt").exists()
@@ -194,13 +194,13 @@ def test_ablation_of_a_scoring_parameter_reruns_only_that_scoring_stage(study: P
 
 
 def test_experiments_compare_side_by_side_and_as_dvc_plots(study: Path) -> None:
-    """After the ablation above: `python -m ood.compare` renders the experiment next to the
+    """After the ablation above: `python -m ood.pipeline.compare` renders the experiment next to the
     committed baseline (differing parameters, each value as in its metrics.json), and
     `dvc plots diff` overlays their ROC curves."""
     exps = json.loads(run(["dvc", "exp", "show", "--json"], study).stdout)[1]["experiments"]
     assert len(exps) == 1
     exp = exps[0]["revs"][0]
-    out = run([sys.executable, "-m", "ood.compare", "-o", "reports/compare.html"], study).stdout
+    out = run([sys.executable, "-m", "ood.pipeline.compare", "-o", "reports/compare.html"], study).stdout
     assert "1 run(s) vs" in out
     page = (study / "reports" / "compare.html").read_text()
     assert "heatmap.score.reduce" in page and "detectors.knn.k" in page and "<script" not in page
@@ -253,7 +253,7 @@ def _ood_imports(source: str) -> set[str]:
 
 
 def test_every_module_a_notebook_stage_imports_is_a_dependency() -> None:
-    """A change to a module a stage's notebook imports (or to ood.notebook and ood.params, which
+    """A change to a module a stage's notebook imports (or to ood.pipeline.notebook and ood.pipeline.params, which
     run every notebook and load its benchmark) must re-run that stage. Package ``__init__`` files
     only re-export, so they are not asked for."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
@@ -290,20 +290,20 @@ def test_invalid_parameter_stops_before_any_work(study: Path) -> None:
 
 
 def test_training_runs_data_parallel_under_torchrun(study: Path, tmp_path: Path) -> None:
-    """``train.processes: 2`` trains in two torchrun workers (gloo on the CPU) through ``ood.fit``:
-    rank 0 writes the checkpoint, the stage loads it, and it scores. (That the workers' weights
-    equal one process on the union of their batches is tests/test_ddp.py's.)"""
+    """``train.processes: 2`` trains in two torchrun workers (gloo on the CPU) through ``ood.pipeline.fit``:
+    rank 0 writes the checkpoint, the stage loads it, and it scores. The workers train with the
+    parameters the stage was given, not params.yaml's (a notebook's injected values). (That the
+    workers' weights equal one process on the union of their batches is tests/test_ddp.py's.)"""
     import shutil
 
-    import ood.fit
+    import ood.pipeline.fit
 
     work = tmp_path / "ddp"
     shutil.copytree(study, work, ignore=shutil.ignore_patterns(".git", ".dvc", "reports"))
     P = yaml.safe_load((work / "params.yaml").read_text())
-    P["heatmap"]["train"]["processes"] = 2
-    (work / "params.yaml").write_text(yaml.safe_dump(P, sort_keys=False))
+    P["heatmap"]["train"].update(processes=2, epochs=P["heatmap"]["train"]["epochs"] + 1)  # not in params.yaml
     (work / "models" / "fmnist6" / "heatmap.pt").unlink()
-    trained = ood.fit.run("heatmap", P, work, processes=2)
+    trained = ood.pipeline.fit.run("heatmap", P, work, processes=2)
     assert (work / "models" / "fmnist6" / "heatmap.pt").exists()
     assert len(trained.detector.history) == P["heatmap"]["train"]["epochs"] and trained.fit_s > 0
     x = trained.bench.test[0][0][None]

@@ -15,7 +15,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import ood.detectors as D
-from ood import params as OP
+from ood.pipeline import params as OP
 from ood.detectors.posthoc import vim_default_dim
 from test_detectors import task  # noqa: F401  (the trained tiny classifier, ID/OOD blobs and loader)
 

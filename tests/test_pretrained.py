@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 import ood.models
-import ood.params
+import ood.pipeline.params
 from ood.models.pretrained import WeightsNotFound, cached_path
 
 WEIGHTS = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
@@ -78,12 +78,12 @@ def test_pretrained_rules_are_checked_before_any_work():
         ood.models.build("cnn", pretrained=True, num_classes=6)
     with pytest.raises(ValueError, match="predicts ImageNet's 1000 classes"):
         ood.models.build("resnet50", pretrained=True, num_classes=10)
-    params = ood.params.load()
+    params = ood.pipeline.params.load()
     params["classifier"].update(pretrained=True)  # cnn has none
     params["segmenter"].update(epochs=0)          # no training and no weights
-    errors = ood.params.validate(params)
+    errors = ood.pipeline.params.validate(params)
     assert errors == ["classifier.pretrained: no pre-trained weights for arch 'cnn' (architectures with some: resnet50, deeplabv3)",
                       "segmenter.epochs: 0 (no training) needs segmenter.pretrained: true"]
     params["classifier"].update(arch="resnet50", epochs=0)
     params["segmenter"].update(arch="deeplabv3", pretrained=True)
-    assert ood.params.validate(params) == []
+    assert ood.pipeline.params.validate(params) == []

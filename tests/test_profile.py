@@ -1,4 +1,4 @@
-"""Paper profiles (ood.profile): laid over the default, they change exactly the keys they list
+"""Paper profiles (ood.pipeline.profile): laid over the default, they change exactly the keys they list
 (and the DAG's outputs through ${benchmark.name}); switching back restores params.yaml byte for byte."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import ood.profile as PR
+import ood.pipeline.profile as PR
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Smoke runs of the image paper profiles: `python -m ood.profile use cifar10` (cifar100, imagenet),
+"""Smoke runs of the image paper profiles: `python -m ood.pipeline.profile use cifar10` (cifar100, imagenet),
 then the whole pipeline on tiny fixture archives in the official formats, to a report. A GPU user's first run should fail on
 nothing but missing data. Marked ``slow``: `make test` skips it, `make test-slow` (and CI) runs it.
 
@@ -113,7 +113,7 @@ def test_a_profile_runs_the_whole_pipeline_to_a_report(profile, tmp_path, monkey
     edit, writers = PROFILES[profile]()
     work = tmp_path / "study"
     copy_repo(work)
-    run([sys.executable, "-m", "ood.profile", "use", profile], work)
+    run([sys.executable, "-m", "ood.pipeline.profile", "use", profile], work)
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["benchmark"]["name"] == profile
     tiny(params)

@@ -1,4 +1,4 @@
-"""Smoke run of the cityscapes paper profile: `python -m ood.profile use cityscapes`, then the whole
+"""Smoke run of the cityscapes paper profile: `python -m ood.pipeline.profile use cityscapes`, then the whole
 pipeline to a report, with the dense stages (segmenter, dense_posthoc, nflowjs_train, nflowjs) on
 Cityscapes and the SMIYC / Fishyscapes sets as tiny fixture archives in the official formats. The
 profile leaves the image benchmark alone, so the image stages run fmnist6 on fake Fashion-MNIST.
@@ -58,7 +58,7 @@ def _fixture_data(data: Path, mirror: Path, monkeypatch) -> None:
 def test_cityscapes_profile_runs_the_whole_pipeline_to_a_report(tmp_path, monkeypatch):
     work = tmp_path / "study"
     copy_repo(work)
-    run([sys.executable, "-m", "ood.profile", "use", "cityscapes"], work)
+    run([sys.executable, "-m", "ood.pipeline.profile", "use", "cityscapes"], work)
     params = yaml.safe_load((work / "params.yaml").read_text())
     assert params["dense_benchmark"]["name"] == "cityscapes" and params["segmenter"]["arch"] == "deeplabv3"
     assert params["benchmark"]["name"] == "fmnist6"

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-import ood.evaluate as E
+import ood.evaluation.image as E
 import ood.models
 from ood.detectors import DiffGuard
 from ood.models.diffusion import Diffusion, class_conditional_unet, config_of, ddpm_alphas_cumprod

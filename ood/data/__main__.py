@@ -74,7 +74,7 @@ def _unpack(name: str, root: str, progress: bool) -> None:
 
 
 def _profile_benchmarks() -> list[str] | None:
-    """The benchmarks ./params.yaml names (so `download` follows `python -m ood.profile use ...`);
+    """The benchmarks ./params.yaml names (so `download` follows `python -m ood.pipeline.profile use ...`);
     None (the embedded ones) outside a project."""
     path = Path("params.yaml")
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""The :class:`Benchmark` container every loader returns (contract in DESIGN.md, "Contracts")."""
+"""The :class:`Benchmark` container every loader returns (contract in ARCHITECTURE.md, "Contracts")."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ OOD_LABEL = -1
 IGNORE_INDEX = 255
 
 
+@dataclass(repr=False, kw_only=True)  # keywords only: each kind adds fields of its own
 class _Splits:
     """What both benchmark kinds share: ID splits ``train``/``val``/``test`` and named OOD sets."""
 
@@ -45,7 +46,7 @@ class _Splits:
         )
 
 
-@dataclass(repr=False)  # _Splits.__repr__: sizes, not dataset objects
+@dataclass(repr=False, kw_only=True)  # _Splits.__repr__: sizes, not dataset objects
 class Benchmark(_Splits):
     """ID splits and named OOD sets of one benchmark.
 
@@ -62,15 +63,7 @@ class Benchmark(_Splits):
         params: the parameters the benchmark was built with (for provenance in reports).
     """
 
-    name: str
-    classes: list[str]
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    ood: dict[str, Dataset]
     groups: dict[str, list[str]]
-    in_channels: int
-    image_size: tuple[int, int]
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,8 +74,7 @@ class Benchmark(_Splits):
             )
 
 
-
-@dataclass(repr=False)
+@dataclass(repr=False, kw_only=True)
 class DenseBenchmark(_Splits):
     """Segmentation splits and dense OOD sets of one benchmark (e.g. ``"scenes"``).
 
@@ -105,14 +97,6 @@ class DenseBenchmark(_Splits):
         params: the parameters the benchmark was built with (for provenance in reports).
     """
 
-    name: str
-    classes: list[str]
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    ood: dict[str, Dataset]
-    in_channels: int
-    image_size: tuple[int, int]
     ood_semantic: dict[str, Dataset] = field(default_factory=dict)
     ignore_index: int = IGNORE_INDEX
     params: dict[str, Any] = field(default_factory=dict)

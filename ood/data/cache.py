@@ -66,7 +66,7 @@ def key(name: str, root: str | os.PathLike[str], params: dict[str, Any]) -> str:
 def cached(name: str, root: str | os.PathLike[str], params: dict[str, Any], build: Callable[[], Any],
            folder: str | os.PathLike[str]) -> Any:
     """``build()``, or the benchmark a previous identical build saved in ``folder``."""
-    from ..models import atomic_torch_save
+    from ..io import atomic_torch_save
 
     folder = Path(folder)
     path = folder / f"{name}-{key(name, root, params)}.pt"

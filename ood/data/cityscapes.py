@@ -20,7 +20,7 @@ Each choice has its own stream, so ``n_test`` never changes the train/val split.
 
 Geometry: every frame is brought to one ``image_size = (size, 2 * size)``, the aspect ratio of
 Cityscapes (and of Lost & Found), because the dense stages batch frames and stack their maps
-(``ood.train.make_loader``, ``ood.scoremaps``, ``ood.train.predict``), so all frames must have the
+(``ood.train.make_loader``, ``ood.evaluation.scoremaps``, ``ood.train.predict``), so all frames must have the
 same shape. NFlowJS (like SMIYC and Fishyscapes) evaluates every set at its native resolution,
 1024x2048 for Cityscapes and Lost & Found. We do the same with ``size: 1024``: those frames are
 then used as they are. A frame of another shape (SMIYC frames are not all 1:2, e.g. RoadObstacle21
@@ -116,7 +116,7 @@ def _is_int(v: object) -> bool:
 
 
 def _check_params(size: Any, n_train: Any, n_val: Any, n_test: Any, seed: Any, subset: Any) -> None:
-    """The same ranges as params.yaml's ``dense_benchmark`` section (ood.params.SCHEMA)."""
+    """The same ranges as params.yaml's ``dense_benchmark`` section (ood.pipeline.params.SCHEMA)."""
     if not _is_int(size) or not 56 <= size <= 1024:
         raise ValueError(f"size must be an integer in [56, 1024] (frames become size x 2*size), got {size!r}")
     for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):

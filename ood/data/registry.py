@@ -278,7 +278,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             description="dense: 96x96 scenes of fmnist6 ID objects with per-pixel labels; test scenes "
             "with pasted anomalies (near = held-out classes, far = digits, natural crops), masks 0/1/255",
         ),
-        # Paper profiles (python -m ood.profile use cifar10 | cifar100): OpenOOD v1.5's sets
+        # Paper profiles (python -m ood.pipeline.profile use cifar10 | cifar100): OpenOOD v1.5's sets
         *(
             BenchmarkSpec(
                 name=id_set,

@@ -1,4 +1,4 @@
-"""OOD detectors behind one contract (DESIGN.md, "Contracts").
+"""OOD detectors behind one contract (ARCHITECTURE.md, "Contracts").
 
 ``fit(id_train_loader) -> self`` and ``score(x) -> Tensor[N]`` with **higher = more OOD**
 (CPU float32). Build any detector by the name used in params.yaml and reports::
@@ -21,39 +21,85 @@ one checkpoint with ``save(path)`` and come back with :func:`load`::
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from torch import nn
-
-import os
-
 import torch
+from torch import nn
 
 from .base import (DenseDetector, Detector, NotFittedError, Param, TrainedDetector, eval_mode, extract_features,
                    model_device)
 from .dense import DENSE_REGISTRY
-from .diffguard import DiffGuard
-from .heatmap import HeatmapOOD
-from .moodcat import MoodCat
-from .nflowjs import NFlowJS
+from .method import Method
 from .pood import ADAPTED
 from .posthoc import DEFAULTS, KNN, MSP, ODIN, Energy, Mahalanobis, MaxLogit, ReAct, ViM, vim_default_dim
+
+
+class _Lazy(Mapping[str, type]):
+    """A registry whose ``"module:Class"`` entries are imported when first looked up: a stage
+    imports (and so depends on) only the methods it runs."""
+
+    def __init__(self, entries: Mapping[str, type | str]):
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str) -> type:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, cls = entry.partition(":")
+            entry = self._entries[name] = getattr(importlib.import_module(module), cls)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self._entries)})"
+
 
 #: this project's own post-hoc baselines: registry name -> detector class
 OWN: dict[str, type[Detector]] = {cls.name: cls for cls in (MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, ReAct)}
 #: every post-hoc baseline: ours, then pytorch-ood's by name (:mod:`ood.detectors.pood`)
 POSTHOC: dict[str, type[Detector]] = {**OWN, **ADAPTED}
-#: detectors that train networks of their own
-TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (HeatmapOOD, MoodCat, DiffGuard)}
-#: dense detectors that train networks of their own (on a segmenter)
-DENSE_TRAINED: dict[str, type[TrainedDetector]] = {cls.name: cls for cls in (NFlowJS,)}
+#: The methods that train networks of their own, on the classifier: a new method is one line here
+#: (its detector declares the rest, :class:`Method`). Imported when first asked for.
+TRAINED: Mapping[str, type[TrainedDetector]] = _Lazy({
+    "heatmap": "ood.detectors.heatmap:HeatmapOOD",
+    "moodcat": "ood.detectors.moodcat:MoodCat",
+    "diffguard": "ood.detectors.diffguard:DiffGuard",
+})
+#: ... and on a segmenter (dense OOD)
+DENSE_TRAINED: Mapping[str, type[TrainedDetector]] = _Lazy({
+    "nflowjs": "ood.detectors.nflowjs:NFlowJS",
+})
 #: every image detector :func:`build` accepts
-REGISTRY: dict[str, type[Detector]] = {**POSTHOC, **TRAINED}
+REGISTRY: Mapping[str, type[Detector]] = _Lazy({**POSTHOC, **TRAINED._entries})
 
 #: names of this project's own post-hoc baselines, in a stable order (pytorch-ood's: ``tuple(ADAPTED)``)
 NAMES: tuple[str, ...] = tuple(OWN)
 #: names of the per-pixel baselines, ``build(name, model=segmenter, dense=True)``
 DENSE_NAMES: tuple[str, ...] = tuple(DENSE_REGISTRY)
+
+
+def trained(name: str) -> type[TrainedDetector]:
+    """The detector class of the trained method ``name`` (image or dense), imported on demand."""
+    for registry in (TRAINED, DENSE_TRAINED):
+        if name in registry:
+            return registry[name]
+    raise ValueError(f"unknown trained method {name!r}; known: {', '.join([*TRAINED, *DENSE_TRAINED])}")
+
+
+def __getattr__(attr: str) -> type[TrainedDetector]:
+    """The trained methods' classes by class name (``ood.detectors.MoodCat``), imported on first use."""
+    for registry in (TRAINED, DENSE_TRAINED):
+        for name, entry in registry._entries.items():  # type: ignore[attr-defined]
+            if (entry if isinstance(entry, str) else f":{entry.__name__}").rpartition(":")[2] == attr:
+                return registry[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def available() -> list[str]:
@@ -70,7 +116,7 @@ def build(name: str, model: nn.Module | None = None, *, dense: bool = False, **p
     ``TypeError`` for an unknown parameter, a value of the wrong type or a missing model; every
     message names the detector, the parameter and what is allowed.
     """
-    registry = {**DENSE_REGISTRY, **DENSE_TRAINED} if dense else REGISTRY
+    registry: Mapping[str, type[Detector]] = _Lazy({**DENSE_REGISTRY, **DENSE_TRAINED._entries}) if dense else REGISTRY  # type: ignore[attr-defined]
     if name not in registry:
         kind = "dense detector" if dense else "detector"
         raise ValueError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(registry)}")
@@ -86,31 +132,29 @@ def load(path: str | os.PathLike, model: nn.Module, **params: Any) -> TrainedDet
     ``params`` override scoring parameters."""
     ckpt = torch.load(path, map_location=model_device(model), weights_only=True)
     name = ckpt.get("detector") if isinstance(ckpt, dict) else None
-    known = {**TRAINED, **DENSE_TRAINED}
-    if name not in known:
+    if name not in TRAINED and name not in DENSE_TRAINED:
         raise ValueError(f"{path} is not a trained-detector checkpoint (detector {name!r}); "
-                         f"known: {', '.join(known)}")
-    return known[name].from_checkpoint(ckpt, model, **params)
+                         f"known: {', '.join([*TRAINED, *DENSE_TRAINED])}")
+    return trained(name).from_checkpoint(ckpt, model, **params)
 
 
 __all__ = [
     "ADAPTED",
     "DEFAULTS",
-    "DiffGuard",
     "DENSE_NAMES",
     "DENSE_REGISTRY",
     "DENSE_TRAINED",
-    "NFlowJS",
     "NAMES",
     "OWN",
     "REGISTRY",
     "DenseDetector",
     "Detector",
-    "HeatmapOOD",
     "POSTHOC",
     "TRAINED",
     "TrainedDetector",
+    "Method",
     "load",
+    "trained",
     "Energy",
     "KNN",
     "MSP",

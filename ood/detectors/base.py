@@ -36,12 +36,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..io import atomic_torch_save
+from ..schema import device
+from .method import Method
+
 __all__ = [
     "Detector",
     "DenseDetector",
     "Key",
     "NotFittedError",
     "Param",
+    "TRAINING",
     "TrainedDetector",
     "as_loader",
     "content_keys",
@@ -131,6 +136,15 @@ class Param:
         if self.check is not None and (msg := self.check(value)) is not None:
             raise ValueError(f"{detector}: parameter {name!r} {msg}")
         return value
+
+
+#: Keys every trained detector's ``train`` section shares.
+TRAINING: dict[str, Param] = {
+    "device": Param("auto", str, check=device(), doc="auto = cuda, else mps, else cpu"),
+    "amp": Param(True, bool, doc="mixed precision, only on CUDA"),
+    # data-parallel training processes (ood.pipeline.fit under torchrun; one GPU each); batch_size is per process
+    "processes": Param(1, int, 1, 4096, doc="training processes (torchrun)"),
+}
 
 
 #: Identity of one sample: ``(set, index)`` in the pipeline, any hashable text/int elsewhere.
@@ -388,6 +402,7 @@ class TrainedDetector(Detector):
     # DiffGuard's seeded evaluation subset); :meth:`split_score` separates them.
     eval_params: ClassVar[dict[str, Param]] = {}
     needs_outliers: ClassVar[bool] = False  # True where training needs an auxiliary outlier set
+    method: ClassVar[Method] = Method()  # how the pipeline trains and scores it (stages, benchmark, fit inputs)
 
     def __init__(self, model: nn.Module, *, train: Mapping[str, Any] | None = None, seed: int = 0, **params: Any):
         super().__init__(model, **params)
@@ -429,8 +444,6 @@ class TrainedDetector(Detector):
 
     def save(self, path: Any) -> None:
         """One checkpoint with every network, its config, the parameters and the fitted state."""
-        from ..models import atomic_torch_save
-
         self._check_fitted()
         atomic_torch_save({
             "detector": self.name,

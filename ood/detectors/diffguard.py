@@ -40,7 +40,6 @@ diffusers pipeline (``train.pretrained``: hub id or local folder).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -53,8 +52,8 @@ from ..models.diffusion import Diffusion, class_conditional_unet, config_of, ddp
 from ..models.gradcam import grad_cam
 from ..models.similarity import feature_distance
 from ..train import Task, fit
-from .base import Key, Param, TrainedDetector, model_device, sample_generators
-from .heatmap import TRAINING
+from .base import TRAINING, Key, Param, TrainedDetector, sample_generators
+from .method import Method
 
 __all__ = ["DiffGuard", "GUIDANCE", "SCORES", "ddim_timesteps"]
 
@@ -105,6 +104,8 @@ class DiffGuard(TrainedDetector):
     :meth:`scores` every score at once (the ablations); :meth:`reconstruct` the images."""
 
     name: ClassVar[str] = "diffguard"
+    # the diffusion model is trained once by the `diffusion` stage; a seeded 512 ID validation images give its per-epoch loss
+    method: ClassVar[Method] = Method(train_stage="diffusion", fit_val=512)
     headline: ClassVar[str] = "distance"  # the parameter naming the headline among scores()
     random: ClassVar[bool] = True  # classifier guidance draws cutouts per sample
     needs_grad: ClassVar[bool] = True  # Grad-CAM and classifier guidance differentiate the classifier

@@ -37,20 +37,11 @@ from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 
 from ..data.localisation import make_localisation
 from ..models.decoders import HeatmapDecoder
-from ..params import device as device_rule
 from ..train import Task, fit
-from .base import DenseDetector, Param, TrainedDetector, eval_mode
+from .base import TRAINING, DenseDetector, Param, TrainedDetector, eval_mode
+from .method import Method
 
-__all__ = ["HeatmapOOD", "TRAINING", "nearest_prototypes"]
-
-
-#: Keys every trained detector's ``train`` section shares.
-TRAINING: dict[str, Param] = {
-    "device": Param("auto", str, check=device_rule(), doc="auto = cuda, else mps, else cpu"),
-    "amp": Param(True, bool, doc="mixed precision, only on CUDA"),
-    # data-parallel training processes (ood.fit under torchrun; one GPU each); batch_size is per process
-    "processes": Param(1, int, 1, 4096, doc="training processes (torchrun)"),
-}
+__all__ = ["HeatmapOOD", "nearest_prototypes"]
 
 
 def nearest_prototypes(z_query: Tensor, y_query: Tensor, z_ref: Tensor, y_ref: Tensor, chunk: int = 2048) -> Tensor:
@@ -114,6 +105,7 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
     ``score_map`` (``|h|`` max over channels, ``[N, H, W]``) and ``heatmap`` (signed ``h``)."""
 
     name: ClassVar[str] = "heatmap"
+    method: ClassVar[Method] = Method(fit_scoring=True)  # scoring parameters select the validation score
     needs_outliers: ClassVar[bool] = True
     params: ClassVar[dict[str, Param]] = {
         # Official evaluation: mean over pixels of the max over channels of |h|; "max" is an ablation.

@@ -56,9 +56,9 @@ from torch.utils.data import Dataset, Subset
 from ..models.generators import ConditionalGenerator, MaskEncoder, PairDiscriminator, UNetDiscriminator
 from ..models.similarity import feature_distance, ssim
 from ..train import Task, fit, make_loader
-from .base import Key, Param, TrainedDetector, eval_mode, sample_generators
-from .heatmap import TRAINING
+from .base import TRAINING, Key, Param, TrainedDetector, eval_mode, sample_generators
 from .masking import KINDS, apply_mask, draw_masks, shuffle_patches
+from .method import Method
 
 __all__ = ["MoodCat", "DISTANCES", "LABEL_MODES", "cascade", "oracle_labels"]
 
@@ -96,7 +96,7 @@ def oracle_labels(seed: int, num_classes: int):
     """The released evaluation's labels (an ablation, never a headline): ground truth for ID
     images (``y >= 0``), a uniformly random class for OOD images (``y == -1``), drawn per sample
     from ``(seed, "oracle", key)``. Returns ``labels(set, y, keys) -> Tensor`` for
-    :func:`ood.evaluate.score_detector`."""
+    :func:`ood.evaluation.image.score_detector`."""
     def labels(set_name: str, y: Tensor, keys: Sequence[Key]) -> Tensor:
         gens = sample_generators(seed, [("oracle", k) for k in keys])
         rand = torch.stack([torch.randint(0, num_classes, (), generator=g) for g in gens])
@@ -214,6 +214,7 @@ class MoodCat(TrainedDetector):
     :meth:`scores` gives every distance at once (the ablations) and :meth:`synthesise` the images."""
 
     name: ClassVar[str] = "moodcat"
+    method: ClassVar[Method] = Method()
     random: ClassVar[bool] = True
     params: ClassVar[dict[str, Param]] = {
         # Headline fixed up front: the official main results use the pair discriminators and their

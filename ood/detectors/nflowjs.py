@@ -44,9 +44,9 @@ from torch.utils.data import Dataset, Subset
 
 from ..models.flows import PatchFlow
 from ..train import IGNORE_INDEX, Task, _random_crop, _random_hflip, fit
-from .base import DenseDetector, Param, TrainedDetector
+from .base import TRAINING, DenseDetector, Param, TrainedDetector
 from .dense import entropy_score
-from .heatmap import TRAINING
+from .method import Method
 from .posthoc import msp_score
 
 __all__ = ["NFlowJS", "jsd_to_uniform", "paste_patches"]
@@ -168,6 +168,7 @@ class NFlowJS(TrainedDetector, DenseDetector):
     gives the fine-tuned segmenter's logits (its mIoU is reported next to the baseline's)."""
 
     name: ClassVar[str] = "nflowjs"
+    method: ClassVar[Method] = Method(benchmark="dense_benchmark")
     params: ClassVar[dict[str, Param]] = {
         # The paper's score is the JSD criterion; the others are ablations on the same segmenter.
         "criterion": Param("jsd", str, choices=("jsd", "entropy", "msp")),

@@ -5,7 +5,7 @@ Every detector follows :class:`ood.detectors.base.Detector`: ``fit(id_train_load
 ``score(x) -> Tensor[N]`` (CPU float32), **higher = more OOD**. Scores are the papers' ID
 confidence scores with the sign flipped where needed.
 
-The classifier contract (DESIGN.md, "Contracts"): ``model(x)`` returns logits ``[N, C]``,
+The classifier contract (ARCHITECTURE.md, "Contracts"): ``model(x)`` returns logits ``[N, C]``,
 ``model.features(x)`` the penultimate features ``[N, D]`` (after the last ReLU) and ``model.fc`` is
 the final ``nn.Linear`` with ``model(x) == model.fc(model.features(x))``. Inputs are images in
 [0, 1]; the model normalises internally, so input perturbations (ODIN, Mahalanobis with ε > 0)
@@ -406,7 +406,7 @@ def vim_default_dim(feature_dim: int) -> int:
 def _fc(model: nn.Module) -> nn.Linear:
     fc = getattr(model, "fc", None)
     if not isinstance(fc, nn.Linear):
-        raise TypeError("the classifier must expose its last layer as `fc: nn.Linear` (DESIGN.md, Contracts)")
+        raise TypeError("the classifier must expose its last layer as `fc: nn.Linear` (ARCHITECTURE.md, Contracts)")
     return fc
 
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["bootstrap_p", "delong_placements", "delong_test", "holm"]
+__all__ = ["bootstrap_p", "delong_placements", "delong_test", "holm", "mean_difference"]
 
 
 def delong_placements(id_scores, ood_scores) -> tuple[float, np.ndarray, np.ndarray]:
@@ -67,6 +67,19 @@ def delong_test(id_a, oods_a: Mapping[str, np.ndarray], id_b, oods_b: Mapping[st
     if se == 0.0:
         return float(diff), 0.0, 1.0 if diff == 0 else 0.0
     return float(diff), se, float(2.0 * stats.norm.sf(abs(diff) / se))
+
+
+def mean_difference(values_a: Mapping[str, Mapping[str, float]], reps_a: Mapping[str, Mapping[str, np.ndarray]],
+                    values_b: Mapping[str, Mapping[str, float]], reps_b: Mapping[str, Mapping[str, np.ndarray]],
+                    members: Sequence[str], metric: str) -> tuple[float, float, np.ndarray]:
+    """``(a, b, replicates of a − b)`` for the unweighted mean of ``metric`` over the OOD sets
+    ``members`` (one set, or a near/far group), from each side's values and paired bootstrap
+    replicates per set (``{set: {metric: ...}}``, drawn with the same resamples); the percentile
+    interval of the replicates is the difference's interval. Between two detectors of one run or
+    one detector in two runs alike."""
+    a = float(np.mean([values_a[s][metric] for s in members]))
+    b = float(np.mean([values_b[s][metric] for s in members]))
+    return a, b, np.mean([reps_a[s][metric] - reps_b[s][metric] for s in members], axis=0)
 
 
 def bootstrap_p(diff: float, replicates) -> float:

@@ -8,13 +8,12 @@ A checkpoint is a plain dict ``{"arch": str, "config": dict, "state_dict": ...}`
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..io import atomic_torch_save
 from .classifiers import Classifier, ResNet18, ResNet50, SmallCNN
 from .segmenters import DeepLabV3, SmallFCN
 
@@ -43,21 +42,6 @@ def build(arch: str, pretrained: bool = False, **config: Any) -> nn.Module:
     return ARCHITECTURES[arch](**config, **({"pretrained": True} if pretrained else {}))
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file then rename, so an interruption never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:  # a file object, not a name: the zip's record name stays fixed,
-            torch.save(obj, f)      # so the same weights always give the same bytes (DVC hashes)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save(model: nn.Module, path: str | os.PathLike, arch: str, config: dict[str, Any],
          **extra: Any) -> None:
     """Write ``model`` with what ``load`` needs to rebuild it; ``extra`` holds plain metadata."""
@@ -73,4 +57,4 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     return model.to(map_location).eval()
 
 
-__all__ = ["ARCHITECTURES", "PRETRAINED", "Classifier", "DeepLabV3", "ResNet18", "ResNet50", "SmallCNN", "SmallFCN", "atomic_torch_save", "build", "load", "save"]
+__all__ = ["ARCHITECTURES", "PRETRAINED", "Classifier", "DeepLabV3", "ResNet18", "ResNet50", "SmallCNN", "SmallFCN", "build", "load", "save"]

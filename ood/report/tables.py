@@ -164,7 +164,7 @@ def glance_table(summary_df: pd.DataFrame, sets: Sequence[str], metric: str = "a
 def paired_frame(paired: pd.DataFrame, targets: Sequence[str], roles: Sequence[str] = ("vs MSP", "vs best baseline"),
                  *, alpha: float = 0.05, digits: int = 1) -> pd.DataFrame:
     """Detector x (target, comparison) cells ``"+3.1 [+2.0, +4.2] ✓"`` from a paired table
-    (:func:`ood.summarize.paired_differences` with ``p_holm``): the difference in points, its
+    (:func:`ood.pipeline.summarize.paired_differences` with ``p_holm``): the difference in points, its
     interval, ✓ where the Holm-adjusted p is at most ``alpha``. A comparison column is named by
     its reference detector (``vs msp``, ``vs best: knn``, ``vs energy``)."""
     rows: dict[str, dict[tuple[str, str], str]] = {}

@@ -1,6 +1,6 @@
 """Streaming dense (per-pixel) OOD evaluation: score maps never all in memory.
 
-:func:`ood.evaluate.score_dense_benchmark` predicts the logits of every dense OOD set at once and
+:func:`ood.evaluation.image.score_dense_benchmark` predicts the logits of every dense OOD set at once and
 keeps every detector's maps of every set in memory, which the embedded ``scenes`` benchmark allows
 but real dense sets (thousands of 2048x1024 frames: Fishyscapes, SMIYC) do not. Here every set is
 scored batch by batch, in two passes:
@@ -9,8 +9,8 @@ scored batch by batch, in two passes:
    ``score_logits(logits)`` (the dense baselines: one forward serves all of them) or
    ``score_map(x, keys=[(set, index), ...])`` (a detector that owns a network, e.g. NFlowJS);
    :class:`~ood.metrics.PixelMetrics` updated per (detector, set); labels and maps appended to a
-   :class:`~ood.scoremaps.ScoreMapWriter` store (``<set>/label/<chunk>.npy``,
-   ``<set>/<detector>/<chunk>.npy``, see :mod:`ood.scoremaps`).
+   :class:`~ood.evaluation.scoremaps.ScoreMapWriter` store (``<set>/label/<chunk>.npy``,
+   ``<set>/<detector>/<chunk>.npy``, see :mod:`ood.evaluation.scoremaps`).
 2. **Component pass.** The component threshold (SMIYC: best pixel F1 of the same detector on the
    same set, from the pixel accumulator; or a given number) is only known after the pixel pass, so
    :class:`~ood.metrics.ComponentMetrics` are filled from the maps read back from the store, one
@@ -39,15 +39,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import detectors as D
-from .detectors.base import NotFittedError, eval_mode, model_device
-from .metrics import ComponentMetrics, PixelMetrics, pixel_confusion
+from .. import detectors as D
+from ..detectors.base import NotFittedError, eval_mode, model_device
+from ..metrics import ComponentMetrics, PixelMetrics, pixel_confusion
+from ..sets import ALL_SET
+from ..train import make_loader
 from .scoremaps import LABEL_KEY, ScoreMaps, ScoreMapWriter, _check_name
-from .train import make_loader
 
-__all__ = ["ALL_SET", "gallery", "score_dense_benchmark", "segmentation_confusion"]
+__all__ = ["gallery", "score_dense_benchmark", "segmentation_confusion"]
 
-ALL_SET = "all"  # the pooled pixels of every dense OOD set (not a mean)
 _DENSE_LABELS = (0, 1, 255)
 
 
@@ -93,7 +93,7 @@ def score_dense_benchmark(model: nn.Module, benchmark: Any, names: list[str], pa
 
     The maps are written to ``scores_path`` as they are produced (an ``.npz`` store, members
     ``<set>/label/<chunk>.npy`` uint8 and ``<set>/<detector>/<chunk>.npy`` float32, chunks of
-    ``batch_size`` consecutive images; see :mod:`ood.scoremaps`); the file appears only when the
+    ``batch_size`` consecutive images; see :mod:`ood.evaluation.scoremaps`); the file appears only when the
     pixel pass completes. The component metrics are then filled from the maps read back from it.
 
     Returns ``(accumulators, costs)``: ``accumulators[detector][set] = (PixelMetrics,

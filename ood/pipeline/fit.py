@@ -1,12 +1,12 @@
 """Train a detector's networks as its training stage does, in one process or data-parallel over
 several (``torch.distributed``), and write its checkpoint.
 
-``python -m ood.fit moodcat`` trains with params.yaml's ``moodcat.train`` and writes
+``python -m ood.pipeline.fit moodcat`` trains with params.yaml's ``moodcat.train`` and writes
 ``models/<benchmark>/moodcat.pt`` (``diffusion.pt`` for DiffGuard). The training stages call
 :func:`run`, which starts ``train.processes`` workers with torchrun when that is above 1 and then
 loads what they wrote. On several machines, start the workers yourself on each::
 
-    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m ood.fit moodcat
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m ood.pipeline.fit moodcat
 
 Each process trains on its shard of every epoch, on its own GPU (``cuda:LOCAL_RANK``; gloo on
 CPUs), with the gradient averaged over the processes before every step (:func:`ood.train.fit`);
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import params as Pm
-from .launch import TRAINING_STAGE, checkpoint, device_for_rank, distributed_main, torchrun
+from .launch import checkpoint, device_for_rank, distributed_main, torchrun
 
 __all__ = ["Training", "inputs", "fit", "run", "main"]
 
@@ -45,21 +45,23 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
     import ood.models
     from torch.utils.data import Subset
 
-    from .data import auxiliary
+    from ..data import auxiliary
 
-    T, dense = P[name]["train"], name in ood.detectors.DENSE_TRAINED
-    section = "dense_benchmark" if dense else "benchmark"
-    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, section, root))
-    base = root / "models" / P[section]["name"] / ("segmenter.pt" if dense else "classifier.pt")
+    cls = ood.detectors.trained(name)
+    T, method = P[name]["train"], cls.method
+    bench = ood.data.load_benchmark(**Pm.benchmark_args(P, method.benchmark, root))
+    base = root / "models" / P[method.benchmark]["name"] / f"{method.model}.pt"
     model = ood.models.load(base, map_location=device_for_rank(T["device"]))
-    scoring = ood.detectors.TRAINED[name].split_score(P[name]["score"])[0] if name == "heatmap" else {}
-    detector = ood.detectors.build(name, model=model, train=T, seed=P["seed"], **({"dense": True} if dense else {}),
-                                   **scoring)
+    scoring = cls.split_score(P[name]["score"])[0] if method.fit_scoring else {}
+    detector = ood.detectors.build(name, model=model, train=T, seed=P["seed"],
+                                   **({"dense": True} if method.benchmark == "dense_benchmark" else {}), **scoring)
     data: dict[str, Any] = {"val": bench.val}
-    if name == "diffguard":  # the per-epoch validation loss only: a seeded 512 images
-        import ood.evaluate
+    if method.fit_val is not None:
+        import ood.evaluation.image
 
-        data["val"] = Subset(bench.val, ood.evaluate.subset_indices(len(bench.val), 512, P["seed"], "diffusion-val"))
+        stem = method.checkpoint_stem(name)  # the subset's key, e.g. "diffusion-val"
+        keep = ood.evaluation.image.subset_indices(len(bench.val), method.fit_val, P["seed"], f"{stem}-val")
+        data["val"] = Subset(bench.val, keep)
     if detector.needs_outliers:
         data["outliers"] = auxiliary.load_outliers(T["outliers"], seed=P["seed"], size=bench.image_size[0],
                                                    channels=bench.in_channels)
@@ -69,10 +71,10 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
 def fit(name: str, P: Mapping[str, Any], root: Path) -> Training:
     """Train ``name`` in this process (one of several under torch.distributed); rank 0 writes the
     checkpoint. An interrupted training resumes from ``checkpoints/<benchmark>/<stage>.ckpt``."""
-    from .train import is_main_process
+    from ..train import is_main_process
 
     detector, bench, data = inputs(name, P, root)
-    bench_name, stage = bench.name, TRAINING_STAGE.get(name, name)
+    bench_name, stage = bench.name, detector.method.checkpoint_stem(name)
     start = time.perf_counter()
     detector.fit(bench.train, checkpoint=root / "checkpoints" / bench_name / f"{stage}.ckpt", **data)
     fit_s = time.perf_counter() - start
@@ -88,7 +90,7 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
     import ood.detectors
 
     start = time.perf_counter()
-    torchrun("ood.fit", name, processes, root)
+    torchrun("ood.pipeline.fit", name, processes, root, P)
     fit_s = time.perf_counter() - start  # includes the workers' start-up
     detector, bench, data = inputs(name, P, root)
     trained = ood.detectors.load(checkpoint(root, bench.name, name), model=detector.model)
@@ -96,7 +98,7 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
 
 
 def main(argv: list[str] | None = None) -> int:
-    return distributed_main(fit, "python -m ood.fit METHOD   (e.g. moodcat; under torchrun: data-parallel)", "trained",
+    return distributed_main(fit, "python -m ood.pipeline.fit METHOD   (e.g. moodcat; under torchrun: data-parallel)", "trained",
                             argv)
 
 

@@ -1,9 +1,9 @@
 """Paper profiles: switch the whole pipeline between the embedded default and a paper's setting.
 
-``python -m ood.profile use cifar10`` rewrites ``params.yaml`` as the default with the values of
+``python -m ood.pipeline.profile use cifar10`` rewrites ``params.yaml`` as the default with the values of
 ``profiles/cifar10.yaml`` laid over it (each value there cites its source); DVC then sees changed
 parameters (and, through ``${benchmark.name}``, other outputs) and re-runs what they touch.
-``python -m ood.profile use default`` restores the default byte for byte.
+``python -m ood.pipeline.profile use default`` restores the default byte for byte.
 
 How: leaving the default, the exact bytes of ``params.yaml`` are kept in ``profiles/.default.yaml``
 (git-ignored) and every profile is laid over those bytes, never over another profile. The overlay
@@ -30,7 +30,7 @@ __all__ = ["ProfileError", "active", "apply_overlay", "available", "overlay", "u
 
 PROFILES = "profiles"
 STASH = ".default.yaml"  # the default params.yaml while a profile is active
-HEADER = "# ACTIVE PROFILE: {name} (profiles/{name}.yaml over the default; `python -m ood.profile use default` restores it)\n"
+HEADER = "# ACTIVE PROFILE: {name} (profiles/{name}.yaml over the default; `python -m ood.pipeline.profile use default` restores it)\n"
 
 
 class ProfileError(ValueError):
@@ -125,7 +125,7 @@ def use(root: Path, name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ood.profile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ood.pipeline.profile", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the profiles, the active one marked")
     use_cmd = sub.add_parser("use", help="switch params.yaml to a profile (`default` restores the default)")

@@ -1,6 +1,6 @@
 """The ``summarize`` stage: every scores file -> summary tables with CIs and ``reports/metrics.json``.
 
-``python -m ood.summarize`` (what dvc runs) reads only files written by the scoring stages:
+``python -m ood.pipeline.summarize`` (what dvc runs) reads only files written by the scoring stages:
 
 * image benchmark: ``reports/scores/<benchmark>/<stage>.csv`` (tidy per-image scores; rows of
   ``set == "val"`` are ID validation images, used to fit combinations and never in metrics);
@@ -38,11 +38,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import metrics as M
+from .. import metrics as M
+from ..io import atomic_write
+from ..sets import ID_SET, VAL_SET
 from . import params as P
-from .evaluate import ID_SET, VAL_SET
 
-__all__ = ["atomic_write", "best_baselines", "combine", "comparison_pairs", "curve_files", "fit_standardiser", "metrics_json",
+__all__ = ["best_baselines", "combine", "comparison_pairs", "curve_files", "fit_standardiser", "metrics_json",
            "paired_differences", "reference_comparisons", "run"]
 
 
@@ -113,7 +114,7 @@ def paired_differences(scores: pd.DataFrame, comparisons: Sequence[tuple[str, st
             sc = by_detector[det].loc[common]
             ids = sc.loc[ID_SET].to_numpy(np.float64)
             ood = {s: sc.loc[s].to_numpy(np.float64) for s in sets}
-            values = {s: M.image_metrics(ids, ood[s])[metric] for s in sets}
+            values = {s: M.image_metrics(ids, ood[s]) for s in sets}
             whole = replicates is not None and det in replicates and len(common) == len(by_detector[det])
             reps = replicates[det] if whole else M.bootstrap_samples(ids, ood, n_boot=n_boot, seed=seed)
             cache[key] = ids, ood, values, reps
@@ -132,8 +133,7 @@ def paired_differences(scores: pd.DataFrame, comparisons: Sequence[tuple[str, st
             members = list(groups[target]) if target in groups else [target]
             if not all(s in sets for s in members):
                 continue  # a detector scored on a subset of sets has no value on this target
-            va, vb = float(np.mean([val_a[s] for s in members])), float(np.mean([val_b[s] for s in members]))
-            diff = np.mean([rep_a[s][metric] - rep_b[s][metric] for s in members], axis=0)
+            va, vb, diff = M.mean_difference(val_a, rep_a, val_b, rep_b, members, metric)
             se, p = (M.delong_test(id_a, ood_a, id_b, ood_b, members)[1:] if metric == "auroc"
                      else (float(diff.std(ddof=1)), M.bootstrap_p(va - vb, diff)))
             n_ood = int(sum((common.get_level_values(0) == s).sum() for s in members))
@@ -186,8 +186,8 @@ def dense_pixel_accumulators(root: Path, bench: str, bins: int) -> dict[str, dic
     """``{detector: {set: PixelMetrics}}`` from every score-map store of ``bench``, streamed chunk by
     chunk in the order written (so images are resampled alike for every detector), plus ``all``
     (the pooled sets, as the scoring stages build it)."""
-    from .evaluate_dense import ALL_SET
-    from .scoremaps import ScoreMaps
+    from ..evaluation.scoremaps import ScoreMaps
+    from ..sets import ALL_SET
 
     out: dict[str, dict[str, M.PixelMetrics]] = {}
     for path in sorted((root / "reports" / "scores" / bench).glob("*.npz")):
@@ -251,7 +251,7 @@ def image_scores(root: Path, benchmark: str) -> pd.DataFrame:
 
 def metrics_json(entries: Mapping[str, tuple[dict[str, float], pd.DataFrame]],
                  order: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
-    """``{benchmark: {"model": {...}, "detectors": {detector: {set: {metric: v}}}}}`` (DESIGN.md)."""
+    """``{benchmark: {"model": {...}, "detectors": {detector: {set: {metric: v}}}}}`` (ARCHITECTURE.md, "Contracts")."""
     out: dict[str, Any] = {}
     for bench, (model, summary) in entries.items():
         detectors = M.to_metrics_json(summary)
@@ -260,13 +260,6 @@ def metrics_json(entries: Mapping[str, tuple[dict[str, float], pd.DataFrame]],
             detectors = dict(sorted(detectors.items(), key=lambda kv: rank.get(kv[0], len(rank))))
         out[bench] = {"model": {k: round(float(v), 6) for k, v in model.items()}, "detectors": detectors}
     return out
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:

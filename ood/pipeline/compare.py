@@ -1,6 +1,6 @@
 """Ablation reports: DVC experiments side by side, as one self-contained HTML page.
 
-``python -m ood.compare [EXP ...] [--baseline REV] [-o reports/compare.html] [--headline]``
+``python -m ood.pipeline.compare [EXP ...] [--baseline REV] [-o reports/compare.html] [--headline]``
 
 Runs are named as ``dvc exp show`` names them (experiment names, ``workspace``, the baseline's
 branch) or by any git revision; by default every experiment of the workspace's HEAD, against HEAD.
@@ -21,7 +21,6 @@ checkpoints: which one dominates says how much of a difference is noise.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import subprocess
 import sys
@@ -35,24 +34,21 @@ import yaml
 from dvc.api import DVCFileSystem
 from dvc_data.index import DataIndexDirError
 
-from . import metrics as M
-from .evaluate import ID_SET, VAL_SET
-from .report.tables import METRIC_LABELS
-from .summarize import atomic_write
+from .. import metrics as M
+from ..io import atomic_write
+from ..report.compare import HEADLINE_SETS, MODEL, headline_metric, render_html
+from ..sets import ID_SET, VAL_SET
 
 __all__ = ["CompareError", "Run", "compare", "differing_params", "headline_frame", "list_experiments", "load_run",
-           "main", "render_html", "resolve", "seed_summary"]
+           "main", "resolve", "seed_summary", "settings"]
 
 # What the summarize stage writes: metrics (git), summary tables and per-image scores (DVC outs);
 # ablations.json has the same shape as metrics.json, with other detector names.
 METRICS_FILES = ("reports/metrics.json", "reports/ablations.json")
 SUMMARY_FILES = ("reports/{bench}/summary.csv", "reports/{bench}/ablations.csv")
 SCORES_GLOBS = ("reports/scores/{bench}/*.csv", "reports/scores/{bench}/ablations/*.csv")
-HEADLINE_SETS = ("near", "far", "all")
-HEADLINE_METRICS = ("ap", "auroc")  # first present wins: dense benchmarks report both, AP is their headline
 # A cached out missing from the local cache: a file, or a directory whose listing is unknown.
 UNREACHABLE = (FileNotFoundError, DataIndexDirError)
-MODEL = "(model)"  # detector name of a benchmark's model entry (accuracy, mIoU)
 ABSENT = "(absent)"  # a param a run does not have
 KEY = ["benchmark", "detector", "set", "metric"]
 
@@ -217,9 +213,8 @@ def _paired_deltas(base: Mapping[str, _Boot], other: Mapping[str, _Boot], groups
                    level: float) -> pd.DataFrame:
     """``other − base`` per detector, set (and group: mean over its sets, replicate by replicate,
     as :func:`ood.metrics.summarize`) and metric, with the percentile interval of the paired
-    replicates; only detectors that scored the same images in both runs. The same computation as
-    :func:`ood.summarize.paired_differences` does between two detectors of one run, but between
-    runs, for every metric at once, on replicates computed once per run."""
+    replicates (:func:`ood.metrics.mean_difference`); only detectors that scored the same images in
+    both runs."""
     rows = []
     for det in [d for d in other if d in base and other[d].keys.equals(base[d].keys)]:
         a, b = other[det], base[det]
@@ -227,13 +222,12 @@ def _paired_deltas(base: Mapping[str, _Boot], other: Mapping[str, _Boot], groups
         targets += [(g, list(m)) for g, m in groups.items() if m and all(s in a.values for s in m)]
         for target, members in targets:
             for m in M.METRICS:
-                delta = np.mean([a.values[s][m] for s in members]) - np.mean([b.values[s][m] for s in members])
-                reps = np.mean([a.reps[s][m] - b.reps[s][m] for s in members], axis=0)
-                rows.append((det, target, m, float(delta), *M.percentile_interval(reps, level)))
+                va, vb, reps = M.mean_difference(a.values, a.reps, b.values, b.reps, members, m)
+                rows.append((det, target, m, va - vb, *M.percentile_interval(reps, level)))
     return pd.DataFrame(rows, columns=["detector", "set", "metric", "delta", "delta_lo", "delta_hi"])
 
 
-def _settings(baseline: Run) -> tuple[int, float, int]:
+def settings(baseline: Run) -> tuple[int, float, int]:
     """Resamples, level and seed of the intervals: the baseline's (params.yaml defaults if absent)."""
     p = baseline.params
     return int(p.get("evaluate.bootstrap", 200)), float(p.get("evaluate.ci_level", 0.95)), int(p.get("seed", 0))
@@ -245,7 +239,7 @@ def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
     bootstrap interval where both runs have per-image scores of the same images (and the same
     seed, which draws the data splits), else NaN (delta is then the difference of the
     metrics-file values)."""
-    n_boot, level, seed = _settings(baseline)
+    n_boot, level, seed = settings(baseline)
     boots: dict[tuple[str, str], dict[str, _Boot]] = {}
 
     def boot(run: Run, bench: str) -> dict[str, _Boot]:
@@ -301,7 +295,7 @@ def headline_frame(runs: Sequence[Run]) -> pd.DataFrame:
     frames = []
     for run in runs:
         r = run.results
-        head = {b: _headline_metric(r[r["benchmark"] == b]) for b in pd.unique(r["benchmark"])}
+        head = {b: headline_metric(r[r["benchmark"] == b]) for b in pd.unique(r["benchmark"])}
         keep = r["set"].isin(HEADLINE_SETS) & (r["metric"] == r["benchmark"].map(head))
         frames.append(r[keep].assign(run=run.name, benchmark=r["benchmark"] + " " + r["metric"]))
     t = pd.concat(frames)
@@ -309,150 +303,10 @@ def headline_frame(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# HTML
-# --------------------------------------------------------------------------------------------
-CSS = """body{font-family:system-ui,sans-serif;margin:1.5em;font-size:14px}
-table{border-collapse:collapse;margin:.5em 0 1em}th,td{padding:2px 8px;border-bottom:1px solid #ddd;white-space:nowrap}
-td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3;position:sticky;top:0}
-table.params td{white-space:normal;max-width:40em}.note{color:#555;font-size:90%}
-.sig{font-weight:bold}.better{color:#1a7f37}.worse{color:#cf222e}
-details{margin:.3em 0}summary{cursor:pointer;font-weight:600}"""
-
-
-def _headline_metric(results: pd.DataFrame) -> str:
-    present = set(results["metric"])
-    return next((m for m in HEADLINE_METRICS if m in present), sorted(present)[0])
-
-
-def _row_order(t: pd.DataFrame) -> pd.DataFrame:
-    """Headline sets first (then the others as they come), detectors as in the metrics file."""
-    sets = list(dict.fromkeys(["", *HEADLINE_SETS, *t["set"]]))
-    dets = list(dict.fromkeys(t["detector"]))
-    rank = t.assign(_s=t["set"].map(sets.index), _d=t["detector"].map(dets.index))
-    return rank.sort_values(["_s", "_d"]).drop(columns=["_s", "_d"])
-
-
-def _pct(v: float, digits: int = 1, sign: str = "") -> str:
-    return "–" if pd.isna(v) else f"{100 * v:{sign}.{digits}f}"
-
-
-def _interval(lo: float, hi: float, digits: int = 1) -> str:
-    return "" if pd.isna(lo) or pd.isna(hi) else f" [{_pct(lo, digits)}, {_pct(hi, digits)}]"
-
-
-def _delta_cell(metric: str, d: float, lo: float, hi: float) -> str:
-    if pd.isna(d):
-        return '<td class="n">–</td>'
-    if pd.isna(lo):
-        return f'<td class="n">{_pct(d, 2, "+")}†</td>'
-    if lo <= 0 <= hi:
-        return f'<td class="n">{_pct(d, 2, "+")}{_interval(lo, hi, 2)}</td>'
-    better = (d > 0) == M.HIGHER_IS_BETTER.get(metric, True)
-    return f'<td class="n sig {"better" if better else "worse"}">{_pct(d, 2, "+")}{_interval(lo, hi, 2)}</td>'
-
-
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
-    th = "".join(f"<th>{h}</th>" for h in head)
-    body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    return f"<table class='{cls}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _td(value: Any) -> str:
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)  # lists: params such as detectors.names
-    return f"<td>{html.escape(text)}</td>"
-
-
-def _metric_table(table: pd.DataFrame, names: Sequence[str]) -> str:
-    """Rows = set x detector of one benchmark and metric (the baseline's first); baseline value
-    [CI], then per run value [CI] and Δ."""
-    wide = {run: t.set_index(["set", "detector"]) for run, t in table.groupby("run", sort=False)}
-    base, metric = names[0], table["metric"].iat[0]
-    rows = []
-    for s, det in _row_order(table.drop_duplicates(["set", "detector"]))[["set", "detector"]].itertuples(index=False):
-        cells = [_td(s), _td(det)]
-        for i, run in enumerate(names):
-            r = wide[run].loc[(s, det)] if (s, det) in wide[run].index else None
-            if r is None:
-                cells += ['<td class="n">–</td>'] * (1 if i == 0 else 2)
-                continue
-            cells.append(f'<td class="n">{_pct(r["value"])}{_interval(r["lo"], r["hi"])}</td>')
-            if i:
-                cells.append(_delta_cell(metric, r["delta"], r["delta_lo"], r["delta_hi"]))
-        rows.append(cells)
-    head = ["set", "detector", f"{html.escape(base)} (baseline)"] + [h for n in names[1:] for h in (html.escape(n), "Δ")]
-    return _table(head, rows)
-
-
-def _seed_table(seeds: pd.DataFrame) -> str:
-    configs = list(dict.fromkeys(seeds["config"]))
-    wide = {c: t.set_index(["set", "detector"]) for c, t in seeds.groupby("config", sort=False)}
-    rows = []
-    for s, det in _row_order(seeds.drop_duplicates(["set", "detector"]))[["set", "detector"]].itertuples(index=False):
-        cells = [_td(s), _td(det)]
-        for c in configs:
-            r = wide[c].loc[(s, det)] if (s, det) in wide[c].index else None
-            spread = [f'<td class="n">{_pct(r["mean"])} ± {_pct(r["std"], 2)}</td>',
-                      f'<td class="n">{_pct(r["ci_half"], 2)}</td>'] if r is not None else ['<td class="n">–</td>'] * 2
-            cells += spread
-        rows.append(cells)
-    head = ["set", "detector"] + [h for c in configs for h in (
-        f"{html.escape(c)}<br>mean ± std, n={int(wide[c]['n'].max())}", "mean CI ½-width (±)")]
-    return _table(head, rows)
-
-
-def _sections(table: pd.DataFrame, render) -> str:
-    """Per benchmark: the headline metric's table open, the other metrics folded."""
-    parts = []
-    for bench, bt in table.groupby("benchmark", sort=False):
-        head = _headline_metric(bt[bt["detector"] != MODEL])
-        parts.append(f"<h3>{html.escape(bench)}</h3>")
-        for metric, mt in sorted(bt.groupby("metric", sort=False), key=lambda kv: kv[0] != head):
-            label = html.escape(METRIC_LABELS.get(metric, metric))
-            body = render(mt)
-            folded = f"<details><summary>{label}</summary>{body}</details>"
-            parts.append(f"<h4>{label}</h4>{body}" if metric == head else folded)
-    return "".join(parts)
-
-
-def render_html(baseline: Run, runs: Sequence[Run], table: pd.DataFrame, params: pd.DataFrame,
-                seeds: pd.DataFrame) -> str:
-    """The comparison page (no scripts, no external resources) from :func:`compare`,
-    :func:`differing_params` and :func:`seed_summary`; render after :func:`compare`, which adds
-    the runs' notes on unreachable scores."""
-    n_boot, level, seed = _settings(baseline)
-    names = [baseline.name, *(r.name for r in runs)]
-    notes = [n for r in [baseline, *runs] for n in r.notes]
-    param_rows = [[_td(k), *(_td(v) for v in row)] for k, row in zip(params.index, params.itertuples(index=False))]
-    out = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Experiments vs {html.escape(baseline.name)}</title>",
-        f"<style>{CSS}</style></head><body><h1>Experiments vs {html.escape(baseline.name)}</h1>",
-        f"<p>Baseline <b>{html.escape(baseline.name)}</b> ({baseline.rev or 'workspace'}); runs: "
-        + ", ".join(f"<b>{html.escape(r.name)}</b> ({r.rev or 'workspace'})" for r in runs) + ".</p>",
-        *(f"<p class='note'>⚠ {html.escape(n)}</p>" for n in notes),
-        "<h2>Parameters that differ</h2>",
-        _table(["param", *map(html.escape, names)], param_rows, "params") if len(params) else "<p>None.</p>",
-        "<h2>Results</h2><p class='note'>Percent; value [bootstrap CI of the run]. Δ = run − baseline in percentage "
-        f"points [{level * 100:g} % paired bootstrap interval: both runs' per-image scores resampled with the same draws, "
-        f"{n_boot} resamples, seed {seed}; images paired by (set, index), so only for runs with the baseline's seed: "
-        "another seed draws other data splits; see Seeds for those]. "
-        "<span class='sig better'>Bold green</span> / <span class='sig worse'>red</span>: the interval excludes 0 "
-        "(better / worse). † difference of values alone: no per-image scores of the same images in both runs "
-        "(dense benchmarks keep per-pixel maps; a run's scores may be missing from the cache).</p>",
-        _sections(table, lambda mt: _metric_table(mt, names)),
-    ]
-    if len(seeds):
-        out += ["<h2>Seeds</h2><p class='note'>Runs whose parameters differ only in <code>seed</code>: mean ± standard "
-                "deviation across seeds (ddof 1) next to the mean within-run CI half-width. A spread across seeds as "
-                "large as the CI means training noise matters as much as test-set noise.</p>",
-                _sections(seeds, _seed_table)]
-    return "".join(out) + "</body></html>\n"
-
-
-# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ood.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ood.pipeline.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("experiments", nargs="*",
                         help="experiment names or git revisions (default: all experiments of HEAD)")
     parser.add_argument("--baseline", help="run to compare against (default: HEAD, the baseline row of dvc exp show)")
@@ -479,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print((headline_frame([baseline, *runs]) * 100).round(1).to_string())
         return 0
     table = compare(baseline, runs)  # before rendering: it notes runs whose scores are unreachable
-    page = render_html(baseline, runs, table, differing_params(baseline, runs), seed_summary(baseline, runs))
+    page = render_html(baseline, runs, table, differing_params(baseline, runs), seed_summary(baseline, runs),
+                       *settings(baseline))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(args.output, page)
     print(f"wrote {args.output}: {len(runs)} run(s) vs {base_name}")

@@ -1,4 +1,4 @@
-"""Run one pipeline notebook: ``python -m ood.notebook notebooks/02_classifier.ipynb``.
+"""Run one pipeline notebook: ``python -m ood.pipeline.notebook notebooks/02_classifier.ipynb``.
 
 What every dvc stage does, in one place: check params.yaml (stop before any work if it is wrong),
 execute the notebook with papermill and params.yaml's values as parameters (``-f params.yaml``),

@@ -24,12 +24,11 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 from tqdm import tqdm
 
-from . import detectors as D
-from .detectors.base import eval_mode
-from .train import make_loader, predict
+from .. import detectors as D
+from ..detectors.base import eval_mode
+from ..sets import ID_SET, VAL_SET
+from ..train import make_loader, predict
 
-ID_SET = "id"
-VAL_SET = "val"  # ID validation rows: combinations are fitted on them; they never enter metrics
 SCORE_COLUMNS = ["benchmark", "detector", "set", "index", "score", "is_ood"]
 
 

@@ -1,118 +1,27 @@
 """params.yaml: its schema, validation, and access from notebooks.
 
 A wrong key, type or value stops the pipeline before any work, with a message that names the key
-and what it accepts. ``python -m ood.params [FILE]`` checks a file (every dvc stage runs it first).
+and what it accepts. ``python -m ood.pipeline.params [FILE]`` checks a file (every dvc stage runs it first).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import math
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
+
+from ..schema import (Checker, boolean, choice, device, integer, number, optional, pair, text, threshold_rule,
+                      unique_list)
 
 PARAMS_FILE = "params.yaml"
 
 
 class ParamsError(ValueError):
     """params.yaml is invalid; the message lists every problem found."""
-
-
-# --- a tiny schema language: each checker returns an error message or None -------------------------
-
-Checker = Callable[[Any], "str | None"]
-
-
-def integer(lo: int | None = None, hi: int | None = None) -> Checker:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int):
-            return f"must be an integer{_range(lo, hi)}, got {v!r}"
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            return f"must be an integer{_range(lo, hi)}, got {v}"
-        return None
-    return check
-
-
-def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> Checker:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"must be a number{_range(lo, hi, lo_open)}, got {v!r}"
-        if not math.isfinite(v):  # NaN passes every comparison: reject it by name
-            return f"must be a finite number{_range(lo, hi, lo_open)}, got {v!r}"
-        if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
-            return f"must be a number{_range(lo, hi, lo_open)}, got {v}"
-        return None
-    return check
-
-
-def choice(*allowed: Any) -> Checker:
-    def check(v: Any) -> str | None:
-        return None if v in allowed else f"must be one of {', '.join(map(repr, allowed))}; got {v!r}"
-    return check
-
-
-def boolean() -> Checker:
-    return lambda v: None if isinstance(v, bool) else f"must be true or false, got {v!r}"
-
-
-def text() -> Checker:
-    return lambda v: None if isinstance(v, str) and v else f"must be a non-empty string, got {v!r}"
-
-
-def optional(inner: Checker) -> Checker:
-    return lambda v: None if v is None else inner(v)
-
-
-def device() -> Checker:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, str) and (v in ("auto", "cpu", "mps", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()))
-        return None if ok else f"must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {v!r}"
-    return check
-
-
-def unique_list(item: Checker, min_len: int = 1) -> Checker:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, list) or len(v) < min_len:
-            return f"must be a list of at least {min_len} item(s), got {v!r}"
-        for x in v:
-            if (msg := item(x)) is not None:
-                return f"item {x!r}: {msg}"
-        if len(set(map(str, v))) != len(v):
-            return f"must not repeat items, got {v!r}"
-        return None
-    return check
-
-
-def pair(lo: float, hi: float, *, whole: bool) -> Checker:
-    """A ``[min, max]`` list of integers (``whole``) or numbers with ``lo <= min <= max <= hi``."""
-    item = integer(int(lo), int(hi)) if whole else number(lo, hi)
-
-    def check(v: Any) -> str | None:
-        bad = not isinstance(v, list) or len(v) != 2 or any(item(x) for x in v) or v[0] > v[1]
-        kind = "integers" if whole else "numbers"
-        return f"must be [min, max] {kind} with {lo} <= min <= max <= {hi}, got {v!r}" if bad else None
-    return check
-
-
-def threshold_rule() -> Checker:
-    def check(v: Any) -> str | None:
-        ok = v == "best_f1" or (not isinstance(v, bool) and isinstance(v, (int, float)))
-        return None if ok else f"must be 'best_f1' or a number, got {v!r}"
-    return check
-
-
-def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
-    if lo is not None and hi is not None:
-        return f" in {'(' if lo_open else '['}{lo}, {hi}]"
-    if lo is not None:
-        return f" {'>' if lo_open else '>='} {lo}"
-    if hi is not None:
-        return f" <= {hi}"
-    return ""
 
 
 IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100", "imagenet")
@@ -197,7 +106,7 @@ def _spec_section(detector: str, specs: dict[str, Any]) -> dict[str, Checker]:
 
 def _detectors_schema(dense: bool = False) -> dict[str, Any]:
     """A post-hoc detectors section, derived from the detectors' own hyper-parameter specs."""
-    from .detectors import DENSE_REGISTRY, POSTHOC
+    from ..detectors import DENSE_REGISTRY, POSTHOC
 
     registry = DENSE_REGISTRY if dense else POSTHOC
     section: dict[str, Any] = {"names": unique_list(choice(*registry))}
@@ -232,7 +141,7 @@ def _rule_map(methods: tuple[str, ...]) -> Checker:
 
 
 def schema() -> dict[str, Any]:
-    from .detectors import DENSE_TRAINED, POSTHOC, TRAINED
+    from ..detectors import DENSE_TRAINED, POSTHOC, TRAINED
 
     trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, {**cls.params, **cls.eval_params})}
                for name, cls in {**TRAINED, **DENSE_TRAINED}.items()}
@@ -244,7 +153,7 @@ def schema() -> dict[str, Any]:
 
 def _across_keys(params: dict[str, Any]) -> list[str]:
     """Rules that tie keys together (checked once every key is valid on its own)."""
-    from .models import PRETRAINED
+    from ..models import PRETRAINED
 
     errors = []
     for net in ("classifier", "segmenter"):
@@ -345,7 +254,7 @@ def benchmark_args(params: dict[str, Any], section: str = "benchmark",
     A section's keys that its benchmark's loader does not take are left out: the section is shared
     by the benchmarks a profile may name (``scenes`` reads ``objects``, ``cityscapes`` does not);
     a misspelt key is caught earlier, by :func:`validate`."""
-    from .data.registry import BENCHMARKS
+    from ..data.registry import BENCHMARKS
     try:
         project = Path(root) if root is not None else project_root()
     except FileNotFoundError:  # outside a project: data.root as given, build every time

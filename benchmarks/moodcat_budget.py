@@ -29,6 +29,7 @@ import ood.evaluation.image  # noqa: E402
 import ood.metrics  # noqa: E402
 import ood.models  # noqa: E402
 import ood.pipeline.params  # noqa: E402
+from ood.sets import ID_SET  # noqa: E402
 
 
 def group_aurocs(scores, groups) -> dict[str, float]:

@@ -45,12 +45,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="scoring batch (default: evaluate.batch_size)")
     args = parser.parse_args()
     P = ood.pipeline.params.load(ROOT / "params.yaml")
-    dense = args.method in ood.detectors.DENSE_TRAINED
-    section = "dense_benchmark" if dense else "benchmark"
+    cls = ood.detectors.trained(args.method)
+    dense, section = cls.method.dense, cls.method.benchmark
     name, H = P[section]["name"], P[args.method]
     bench = ood.data.load_benchmark(**ood.pipeline.params.benchmark_args(P, section, ROOT))
-    clf = ood.models.load(ROOT / "models" / name / ("segmenter.pt" if dense else "classifier.pt"))
-    cls = {**ood.detectors.TRAINED, **ood.detectors.DENSE_TRAINED}[args.method]
+    clf = ood.models.load(ROOT / "models" / name / f"{cls.method.model}.pt")
     outliers = (load_outliers(H["train"]["outliers"], seed=P["seed"], size=bench.image_size[0], channels=bench.in_channels)
                 if cls.needs_outliers else None)
     print(f"{torch.get_num_threads()} threads, device cpu, {len(bench.train)} ID training {'scenes' if dense else 'images'}"
@@ -67,9 +66,8 @@ def main() -> int:
         det.fit(bench.train, val=bench.val, outliers=outliers, progress=False)
         print(f"training: {time.perf_counter() - start:.1f} s (everything fit() does: every network and phase, "
               "features, prototypes or calibration)")
-    if hasattr(det, "calibrate"):
-        det.calibrate(bench.val)  # the scoring parameters' own calibration, as the scoring stage does
     batch = args.batch_size or P["evaluate"]["batch_size"]
+    det.prepare_scoring(bench.val, P["evaluate"]["batch_size"])  # as the scoring stage does (MoodCat's cascade gate)
     x = bench.test.tensors[0][:batch]
     with torch.no_grad():
         forward = best_of(lambda: clf(x))

@@ -86,10 +86,32 @@ def test_invalid_yaml_is_reported(tmp_path) -> None:
 
 def test_notebook_parameters_fall_back_to_params_yaml(monkeypatch) -> None:
     monkeypatch.chdir(REPO / "notebooks")  # as JupyterLab runs a notebook
-    params = P.from_notebook(seed=7, classifier=None)
-    assert params["seed"] == 7 and params["classifier"] == COMMITTED["classifier"]
+    assert P.from_notebook(None) == COMMITTED  # run by hand: params.yaml
+    injected = {**COMMITTED, "seed": 7}
+    assert P.from_notebook(injected)["seed"] == 7  # papermill's parameters win
     with pytest.raises(P.ParamsError, match="seed: must be an integer"):
-        P.from_notebook(seed="x")
+        P.from_notebook({**COMMITTED, "seed": "x"})
+
+
+def test_a_stage_checks_the_sections_of_the_methods_it_runs_only() -> None:
+    """A stage validates (and so imports) only the trained methods it runs: a bad value in another
+    method's section is that method's stages' error; the whole file is checked up front by
+    `python -m ood.pipeline.params` (make study)."""
+    import copy
+    import subprocess
+    import sys
+
+    bad = copy.deepcopy(COMMITTED)
+    bad["moodcat"]["score"]["k"] = -1
+    assert P.validate(bad, methods=["heatmap"]) == []
+    assert P.validate(bad, methods=["moodcat"]) == ["moodcat.score.k: must be a int in [1, 256], got -1"]
+    assert P.validate(bad) == P.validate(bad, methods=["moodcat"])
+    bad["moodcat"] = {"train": {}}
+    assert P.validate(bad, methods=[])[0].startswith("moodcat: must be a mapping with 'train' and 'score' sections")
+    probe = ("import sys; from ood.pipeline import params as P; P.load(methods=['heatmap']); "
+             "print(sorted(m for m in sys.modules if m.startswith('ood.detectors.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "ood.detectors.heatmap" in loaded and "ood.detectors.moodcat" not in loaded, loaded
 
 
 def test_benchmark_args_read_data_from_the_given_project(tmp_path, monkeypatch) -> None:

@@ -7,7 +7,6 @@ reports/metrics.json, the tidy scores, the HTML report, DVC caching and paramete
 
 from __future__ import annotations
 
-import ast
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 import browser
 import report_numbers
 from fakes import write_fake_fashion_mnist
+from ood.pipeline.notebook import IMPORTS_ENV
 from workspace import REPO, copy_repo, run, tiny
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +38,15 @@ def study(tmp_path_factory) -> Path:
     run(["dvc", "add", "-q", "data"], work)  # the fake data replaces the real data.dvc entry
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "fixture"], work)
-    run(["dvc", "repro"], work)
+    run(["dvc", "repro"], work, env={IMPORTS_ENV: str(imports_record(work))})  # each stage records what it imported
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "baseline results"], work)  # what experiments are compared against
     return work
+
+
+def imports_record(work: Path) -> Path:
+    """Where the stages of the study fixture record the project modules they imported."""
+    return work.with_name(f"{work.name}-imports.jsonl")
 
 
 def test_metrics_json_has_every_detector_in_the_documented_shape(study: Path) -> None:
@@ -240,40 +245,55 @@ def test_every_parameter_is_a_dependency_of_some_stage() -> None:
     assert not untracked, f"params.yaml keys no stage depends on: {untracked}"
 
 
-def _ood_imports(source: str) -> set[str]:
-    """The ``ood`` modules a piece of code imports by name (``from ood.report import figures``
-    names ``ood.report.figures``)."""
-    names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return {n for n in names if n.startswith("ood.")}
+def test_dvc_yaml_is_current() -> None:
+    """dvc.yaml is written by ``python -m ood.pipeline.stages`` from the stage list and the methods'
+    descriptors; an edit by hand, or a new method without regenerating, fails here."""
+    from ood.pipeline import stages
+
+    assert (REPO / "dvc.yaml").read_text() == stages.dvc_yaml(), "run `python -m ood.pipeline.stages`"
 
 
-def test_every_module_a_notebook_stage_imports_is_a_dependency() -> None:
-    """A change to a module a stage's notebook imports (or to ood.pipeline.notebook and ood.pipeline.params, which
-    run every notebook and load its benchmark) must re-run that stage. Package ``__init__`` files
-    only re-export, so they are not asked for."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    checked = 0
-    for name, spec in stages.items():
-        notebook = next((w for w in spec["cmd"].split() if w.endswith(".ipynb")), None)
-        if notebook is None:
-            continue
-        cells = json.loads((REPO / notebook).read_text())["cells"]
-        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-        files = {REPO / "ood" / "notebook.py", REPO / "ood" / "params.py"}
-        for module in _ood_imports(code):
-            path = REPO.joinpath(*module.split("."))
-            if path.with_suffix(".py").exists():
-                files.add(path.with_suffix(".py"))
-        deps = [REPO / d for d in spec["deps"]]
-        missing = sorted(str(f.relative_to(REPO)) for f in files if not any(f == d or d in f.parents for d in deps))
-        assert not missing, f"stage {name}: its notebook imports {missing}, which dvc.yaml does not list as deps"
-        checked += 1
-    assert checked >= 14  # every notebook stage was looked at
+def _module_files(root: Path, modules: list[str]) -> set[str]:
+    files = set()
+    for m in modules:
+        path = root.joinpath(*m.split("."))
+        files.add(str((path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py").relative_to(root)))
+    return files
+
+
+def test_every_stage_depends_on_every_project_module_it_runs(study: Path) -> None:
+    """Each notebook stage of the fixture's run recorded the ``ood`` modules its kernel had imported
+    at the end (``OOD_RECORD_IMPORTS``); the summary runs here the same way. Every one must be a
+    declared dependency of that stage, so a change to it re-runs the stage (deleting a dep fails)."""
+    stages = yaml.safe_load((study / "dvc.yaml").read_text())["stages"]
+    records = [json.loads(line) for line in imports_record(study).read_text().splitlines()]
+    probe = ("import json, runpy, sys\ntry:\n    runpy.run_module('ood.pipeline.summarize', run_name='__main__')\n"
+             "except SystemExit:\n    pass\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'ood')))")
+    records.append(["summarize", json.loads(run([sys.executable, "-c", probe], study).stdout.splitlines()[-1])])
+    assert {name for name, _ in records} == set(stages), "every stage was recorded"
+    for name, modules in records:
+        missing = sorted(_module_files(study, modules) - set(stages[name]["deps"]))
+        assert not missing, f"stage {name} imported {missing}, which dvc.yaml does not list as its deps"
+
+
+def test_editing_one_method_marks_only_its_own_stages_stale(study: Path, tmp_path: Path) -> None:
+    """In a scratch copy of the run study, a change to one method's module makes `dvc status`
+    report that method's training and scoring stages, and no other stage."""
+    import shutil
+
+    import ood.detectors as D
+
+    work = tmp_path / "scratch"
+    shutil.copytree(study, work, symlinks=True)
+    assert json.loads(run(["dvc", "status", "--json"], work).stdout) == {}
+    for name in [*D.TRAINED, *D.DENSE_TRAINED]:
+        module = work.joinpath(*D.trained(name).__module__.split(".")).with_suffix(".py")
+        source = module.read_text()
+        module.write_text(source + "\n# an edit\n")
+        stale = set(json.loads(run(["dvc", "status", "--json"], work).stdout))
+        module.write_text(source)
+        assert stale == set(D.trained(name).method.stages(name)), (name, stale)
+    assert json.loads(run(["dvc", "status", "--json"], work).stdout) == {}
 
 
 def test_invalid_parameter_stops_before_any_work(study: Path) -> None:
@@ -308,3 +328,88 @@ def test_training_runs_data_parallel_under_torchrun(study: Path, tmp_path: Path)
     assert len(trained.detector.history) == P["heatmap"]["train"]["epochs"] and trained.fit_s > 0
     x = trained.bench.test[0][0][None]
     assert torch.isfinite(trained.detector.score(x)).all()
+
+
+TOY_DETECTOR = '''"""Toy: a feature autoencoder of the frozen classifier's penultimate features; the score is its
+reconstruction error (the add-a-method checklist's example, ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from ..train import Task, fit
+from .base import TRAINING, Param, TrainedDetector, as_loader, extract_features
+from .method import Method
+
+
+class _Reconstruction(Task):
+    def __init__(self, net: nn.Module, lr: float):
+        self.networks, self.lr = {"autoencoder": net}, lr
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"autoencoder": torch.optim.Adam(self.networks["autoencoder"].parameters(), lr=self.lr)}
+
+    def training_step(self, batch: Any, step: Any) -> dict[str, float]:
+        loss = ((self.networks["autoencoder"](batch[0]) - batch[0]) ** 2).mean()
+        step.update(loss, "autoencoder")
+        return {"train_loss": loss.item()}
+
+
+class Toy(TrainedDetector):
+    name: ClassVar[str] = "toy"
+    method: ClassVar[Method] = Method(title="Toy: a feature autoencoder")
+    train_params: ClassVar[dict[str, Param]] = {"epochs": Param(1, int, 1, 100), "code": Param(8, int, 1, 4096),
+                                                "lr": Param(1e-3, float, 0.0, 1.0, low_open=True), **TRAINING}
+
+    def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:
+        c = configs["autoencoder"]
+        return {"autoencoder": nn.Sequential(nn.Linear(c["dim"], c["code"]), nn.Linear(c["code"], c["dim"]))}
+
+    def _fit(self, train: Any, *, val: Any, outliers: Any, checkpoint: Any, progress: bool) -> None:
+        T = self.train_hparams
+        z, _ = extract_features(self.model, as_loader(train))
+        self.configs = {"autoencoder": {"dim": z.shape[1], "code": T["code"]}}
+        torch.manual_seed(self.seed)
+        self.networks = self._build_networks(self.configs)
+        self.history = fit(_Reconstruction(self.networks["autoencoder"], T["lr"]), TensorDataset(z), epochs=T["epochs"],
+                           batch_size=64, seed=self.seed, device=T["device"], amp=T["amp"], checkpoint=checkpoint,
+                           progress=progress)
+
+    def _score(self, x: Tensor) -> Tensor:
+        z = self.model.features(x)
+        return ((self.networks["autoencoder"](z) - z) ** 2).mean(dim=1)
+'''
+
+
+def test_a_new_method_is_its_detector_a_params_section_and_one_registration(study: Path, tmp_path: Path) -> None:
+    """ARCHITECTURE.md's add-a-method checklist, followed for a toy fifth method in a copy of the run
+    study: its detector module, its params.yaml section and one line in the registry (and this test)
+    are all it takes; `python -m ood.pipeline.stages` writes its two stages from the generic notebooks,
+    and `dvc repro` trains, scores, summarises and reports it, re-running nothing else."""
+    import shutil
+
+    work = tmp_path / "toy"
+    shutil.copytree(study, work, symlinks=True)
+    (work / "ood" / "detectors" / "toy.py").write_text(TOY_DETECTOR)
+    init = work / "ood" / "detectors" / "__init__.py"
+    registry = '    "diffguard": "ood.detectors.diffguard:DiffGuard",\n'
+    assert registry in init.read_text()
+    init.write_text(init.read_text().replace(registry, registry + '    "toy": "ood.detectors.toy:Toy",\n'))
+    with (work / "params.yaml").open("a") as f:
+        f.write("toy:\n  train:\n    epochs: 1\n    code: 8\n    lr: 0.001\n    device: auto\n    amp: true\n"
+                "    processes: 1\n  score: {}\n")
+    run([sys.executable, "-m", "ood.pipeline.stages"], work)  # dvc.yaml: the toy's training and scoring stages
+    out = run(["dvc", "repro"], work).stdout
+    assert _ran(out) == {"toy_train", "toy", "summarize", "report"}, out[-3000:]
+    metrics = json.loads((work / "reports" / "metrics.json").read_text())
+    assert 0 <= metrics["fmnist6"]["detectors"]["toy"]["near"]["auroc"] <= 1
+    html = (work / "reports" / "report.html").read_text()
+    assert "Toy: a feature autoencoder" in html and report_numbers.problems(work) == []
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], work).stdout.split()
+    naming = sorted(f for f in files if not f.startswith(("tests/", "reports/", "models/")) and (work / f).is_file()
+                    and "toy" in (work / f).read_text(errors="ignore").lower())
+    assert naming == ["dvc.lock", "dvc.yaml", "ood/detectors/__init__.py", "ood/detectors/toy.py", "params.yaml"], naming

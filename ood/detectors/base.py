@@ -38,12 +38,15 @@ from tqdm import tqdm
 
 from ..io import atomic_torch_save
 from ..schema import device
-from .method import Method
+from .method import Ablation, Gallery, Method
 
 __all__ = [
     "Detector",
     "DenseDetector",
+    "Ablation",
+    "Gallery",
     "Key",
+    "Method",
     "NotFittedError",
     "Param",
     "TRAINING",
@@ -442,10 +445,10 @@ class TrainedDetector(Detector):
     def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:
         """Networks rebuilt from ``configs`` (their weights are loaded afterwards)."""
 
-    def save(self, path: Any) -> None:
-        """One checkpoint with every network, its config, the parameters and the fitted state."""
+    def checkpoint(self) -> dict[str, Any]:
+        """What :meth:`save` writes: every network, its config, the parameters and the fitted state."""
         self._check_fitted()
-        atomic_torch_save({
+        return {
             "detector": self.name,
             "seed": self.seed,
             "params": self.hparams,
@@ -455,7 +458,57 @@ class TrainedDetector(Detector):
                          for k, net in self.networks.items()},
             "state": {k: v.detach().cpu() for k, v in self.state.items()},
             "history": self.history,
-        }, path)
+        }
+
+    def save(self, path: Any) -> None:
+        """One checkpoint with every network, its config, the parameters and the fitted state."""
+        atomic_torch_save(self.checkpoint(), path)
+
+    def with_params(self, **params: Any) -> "TrainedDetector":
+        """The same trained networks with other scoring parameters (e.g. a sampler's settings)."""
+        return type(self).from_checkpoint(self.checkpoint(), self.model, **params)
+
+    # -- hooks of the generic training and scoring stages (ood.pipeline.fit / ood.pipeline.score) --
+    # Each returns plain data; a method overrides those it has something for. See ARCHITECTURE.md.
+    @property
+    def own_model(self) -> nn.Module | None:
+        """The copy of the classifier (segmenter) a method that ``fine_tunes`` (:class:`Method`)
+        trains, whose quality the training stage reports (NFlowJS's segmenter: its mIoU)."""
+        return None
+
+    def training_summary(self, bench: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra fields of the training report (``reports/<benchmark>/<training stage>.json``)."""
+        return {}
+
+    def training_galleries(self, bench: Any, data: Mapping[str, Any]) -> list[Gallery]:
+        """Figures of the training stage (samples of what the networks learnt)."""
+        return []
+
+    def prepare_scoring(self, val: Any, batch_size: int) -> None:
+        """Fit what scoring needs from ID validation data before any image is scored (every process)."""
+
+    def ablations(self, evaluation: Mapping[str, Any]) -> list[Ablation]:
+        """Labelled variants the scoring stage adds to the ablations file (``evaluation``: the
+        evaluation keys of the ``score`` section)."""
+        return []
+
+    def checks(self, x: Tensor, keys: Sequence[Key]) -> dict[str, Any]:
+        """Checks on seeded ID validation images that can fail (e.g. label following), written to
+        ``<name>_checks.json`` by the scoring stage; empty: none."""
+        return {}
+
+    def cost_details(self) -> dict[str, Any]:
+        """Extra columns of the cost table (e.g. network evaluations per image)."""
+        return {}
+
+    def score_galleries(self, bench: Any) -> list[Gallery]:
+        """Figures of the scoring stage (give each a ``file`` to save it for the report)."""
+        return []
+
+    def describe(self, params: Mapping[str, Any], training: Mapping[str, Any], checks: Mapping[str, Any],
+                 costs: Mapping[str, Any]) -> str:
+        """The method's section of the report (Markdown), from the stage's files and parameters."""
+        return ""
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any], model: nn.Module, **params: Any) -> "TrainedDetector":

@@ -51,9 +51,10 @@ from torch.utils.data import Dataset, Subset
 from ..models.diffusion import Diffusion, class_conditional_unet, config_of, ddpm_alphas_cumprod, from_pretrained
 from ..models.gradcam import grad_cam
 from ..models.similarity import feature_distance
+from ..sets import ID_SET
 from ..train import Task, fit
 from .base import TRAINING, Key, Param, TrainedDetector, sample_generators
-from .method import Method
+from .method import Gallery, Method
 
 __all__ = ["DiffGuard", "GUIDANCE", "SCORES", "ddim_timesteps"]
 
@@ -105,8 +106,8 @@ class DiffGuard(TrainedDetector):
 
     name: ClassVar[str] = "diffguard"
     # the diffusion model is trained once by the `diffusion` stage; a seeded 512 ID validation images give its per-epoch loss
-    method: ClassVar[Method] = Method(train_stage="diffusion", fit_val=512)
-    headline: ClassVar[str] = "distance"  # the parameter naming the headline among scores()
+    method: ClassVar[Method] = Method(train_stage="diffusion", fit_val=512, headline="distance",
+                                        title="DiffGuard: reconstructions and ablations")
     random: ClassVar[bool] = True  # classifier guidance draws cutouts per sample
     needs_grad: ClassVar[bool] = True  # Grad-CAM and classifier guidance differentiate the classifier
     params: ClassVar[dict[str, Param]] = {
@@ -385,6 +386,61 @@ class DiffGuard(TrainedDetector):
 
     def _score(self, x: Tensor, keys: Sequence[Key]) -> Tensor:
         return self._scores(x, keys)[self.hparams["distance"]]
+
+    # -- what the pipeline's stages show ----------------------------------------------------------
+    def training_summary(self, bench: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"parameters": {"diffusion": sum(p.numel() for p in self.diffusion.parameters())},
+                "source": self.train_hparams["pretrained"] or "trained here"}
+
+    @torch.no_grad()
+    def training_galleries(self, bench: Any, data: Mapping[str, Any]) -> list[Gallery]:
+        """Eight samples per class (the first ten), with fixed settings (no scoring parameter
+        re-runs the training stage); an unconditional (pre-trained) model follows the classifier."""
+        guide = {"w": 10.0} if self.diffusion.conditional else {"guidance": "classifier", "scale": 3.0}
+        sampler = self.with_params(steps=25, **guide)
+        rows = {}
+        for c, cls in enumerate(bench.classes[:10]):  # a row per class, the first ten at most (ImageNet has 1000)
+            x = sampler.sample(torch.full((8,), c), keys=[("sample", c, i) for i in range(8)])
+            rows[cls] = list(zip(x, self.model(x.to(self.device)).argmax(1).cpu()))
+        return [Gallery("samples", (rows,), {"n": 8, "class_names": bench.classes})]
+
+    def checks(self, x: Tensor, keys: Sequence[Key]) -> dict[str, Any]:
+        return {"label_agreement": self.label_agreement(x, keys=keys)}
+
+    def cost_details(self) -> dict[str, Any]:
+        return {f"{k}_evaluations": v for k, v in self.network_evaluations().items()}
+
+    def score_galleries(self, bench: Any) -> list[Gallery]:
+        """Six images of ID test and of the first two sets of each group: inverted, reconstructed
+        under the predicted label and under two other labels."""
+        grid = {}
+        shown = {"ID test": bench.test, **{s: bench.ood[s] for names in bench.groups.values() for s in names[:2]}}
+        for s, ds in shown.items():
+            x = torch.stack([ds[i][0] for i in range(min(6, len(ds)))])
+            keys = [(ID_SET if s == "ID test" else s, i) for i in range(len(x))]
+            with torch.no_grad():
+                pred = self.model(x.to(self.device)).argmax(1).cpu()
+            score = self.score(x, keys=keys)
+            grid[s] = list(zip(x, pred))
+            grid[f"{s}: inverted"] = list(zip(self.invert_decoded(x), pred))
+            grid[f"{s}: predicted label ({', '.join(f'{v:.1f}' for v in score[:3])}…)"] = list(
+                zip(self.reconstruct(x, pred, keys), pred))
+            for shift in (1, 2):
+                other = (pred + shift) % len(bench.classes)
+                grid[f"{s}: label +{shift}"] = list(zip(self.reconstruct(x, other, keys), other))
+        return [Gallery("samples", (grid,), {"n": 6, "class_names": bench.classes}, file="reconstructions", dpi=70)]
+
+    def describe(self, params: Mapping[str, Any], training: Mapping[str, Any], checks: Mapping[str, Any],
+                 costs: Mapping[str, Any]) -> str:
+        S, subset = self.hparams, params[self.name]["score"]["subset"]
+        scored = f"a seeded subset of {subset} images per set" if subset else "every image"
+        return f"""Images inverted with unconditional DDIM ({S['steps']} steps over the schedule, depth {S['depth']}), denoised
+back under the classifier's predicted label (`{S['guidance']}` guidance, w = {S['w']}, Grad-CAM cut {S['cam_cut']}); headline
+`diffguard` = `{S['distance']}` (fixed in params.yaml before any result). Diffusion model: {training['source']},
+{training['parameters']['diffusion']:,} parameters, {training['fit_s']:.0f} s. On ID validation the classifier gives the
+conditioning label to **{checks['label_agreement'] * 100:.1f} %** of {checks['n']} guided reconstructions. Scored on
+{scored}: {costs['diffusion_evaluations']} diffusion-model evaluations per image, {costs['cost_vs_forward']:.0f} × a
+classifier forward pass. Below, every score from the same reconstructions (`diffguard[<score>]`)."""
 
     @torch.no_grad()
     def label_agreement(self, x: Tensor, keys: Sequence[Key] | None = None) -> float:

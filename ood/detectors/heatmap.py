@@ -39,7 +39,7 @@ from ..data.localisation import make_localisation
 from ..models.decoders import HeatmapDecoder
 from ..train import Task, fit
 from .base import TRAINING, DenseDetector, Param, TrainedDetector, eval_mode
-from .method import Method
+from .method import Gallery, Method
 
 __all__ = ["HeatmapOOD", "nearest_prototypes"]
 
@@ -105,7 +105,8 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
     ``score_map`` (``|h|`` max over channels, ``[N, H, W]``) and ``heatmap`` (signed ``h``)."""
 
     name: ClassVar[str] = "heatmap"
-    method: ClassVar[Method] = Method(fit_scoring=True)  # scoring parameters select the validation score
+    # the heatmap also localises (<benchmark>_loc)
+    method: ClassVar[Method] = Method(localises=True, title="Heatmap OOD: heatmaps and localisation")
     needs_outliers: ClassVar[bool] = True
     params: ClassVar[dict[str, Param]] = {
         # Official evaluation: mean over pixels of the max over channels of |h|; "max" is an ablation.
@@ -156,6 +157,42 @@ class HeatmapOOD(TrainedDetector, DenseDetector):
     def _score(self, x: Tensor) -> Tensor:
         m = self._score_map(x).flatten(1)
         return m.mean(dim=1) if self.reduce == "mean" else m.amax(dim=1)
+
+    # -- what the pipeline's stages show ----------------------------------------------------------
+    def training_summary(self, bench: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"outliers": len(data["outliers"])}
+
+    def training_galleries(self, bench: Any, data: Mapping[str, Any]) -> list[Gallery]:
+        """Ten auxiliary outliers, their ID prototypes (the regression targets), the decoder's
+        reconstruction x + h(x) and |h|."""
+        idx = torch.arange(min(10, len(data["outliers"])))
+        x_out = data["outliers"].tensors[0][idx]
+        proto = torch.stack([bench.train[int(i)][0] for i in self.state["prototypes"][idx].cpu()])
+        h = self.heatmap(x_out)
+        recon = ((x_out * 2 - 1 + h).clamp(-1, 1) + 1) / 2
+        rows = {"outlier": x_out, "prototype": proto, "x + h(x)": recon, "|h|": h.abs().amax(1, keepdim=True)}
+        return [Gallery("samples", ({k: list(zip(v, idx)) for k, v in rows.items()},), {"n": len(idx)})]
+
+    def score_galleries(self, bench: Any) -> list[Gallery]:
+        """Heatmaps of the first eight images of ID test and every OOD set."""
+        rows = {}
+        for s, ds in {"ID test": bench.test, **bench.ood}.items():
+            x = torch.stack([ds[i][0] for i in range(min(8, len(ds)))])  # a small set has fewer
+            rows[s] = (x, self.score_map(x).numpy())
+        return [Gallery("heatmaps", (rows,), {"n": 8}, file="sets")]
+
+    def describe(self, params: Mapping[str, Any], training: Mapping[str, Any], checks: Mapping[str, Any],
+                 costs: Mapping[str, Any]) -> str:
+        loc = f"{params['benchmark']['name']}_loc"
+        return (f"Heatmaps over ID and OOD images, and localisation on `{loc}` ({params['localisation']['n']} ID test "
+                "images with one rectangle pasted from an OOD set; pixel metrics over the images' pixels, void ignored). "
+                "`class_mean_diff` is the naive map |x − mean ID image of the predicted class|. The decoder "
+                f"({sum(training['parameters'].values()):,} parameters) trained on {training['id_images']:,} ID and "
+                f"{training['outliers']:,} auxiliary images in {training['fit_s']:.0f} s"
+                + (f", and on {self.train_hparams['pasted']:,} ID training images with one auxiliary rectangle pasted in "
+                   "(target: the clean image; `heatmap.train.pasted`, not in the paper), the way the localisation set "
+                   "pastes OOD rectangles: its localisation result is measured on the kind of image it was taught to "
+                   "localise, and this also helps it on near-OOD." if self.train_hparams["pasted"] else "."))
 
     # -- training ---------------------------------------------------------------------------------
     def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:

@@ -55,10 +55,11 @@ from torch.utils.data import Dataset, Subset
 
 from ..models.generators import ConditionalGenerator, MaskEncoder, PairDiscriminator, UNetDiscriminator
 from ..models.similarity import feature_distance, ssim
+from ..sets import ID_SET, VAL_SET
 from ..train import Task, fit, make_loader
 from .base import TRAINING, Key, Param, TrainedDetector, eval_mode, sample_generators
 from .masking import KINDS, apply_mask, draw_masks, shuffle_patches
-from .method import Method
+from .method import Ablation, Gallery, Method
 
 __all__ = ["MoodCat", "DISTANCES", "LABEL_MODES", "cascade", "oracle_labels"]
 
@@ -214,7 +215,7 @@ class MoodCat(TrainedDetector):
     :meth:`scores` gives every distance at once (the ablations) and :meth:`synthesise` the images."""
 
     name: ClassVar[str] = "moodcat"
-    method: ClassVar[Method] = Method()
+    method: ClassVar[Method] = Method(headline="distance", title="MoodCat: syntheses and ablations")
     random: ClassVar[bool] = True
     params: ClassVar[dict[str, Param]] = {
         # Headline fixed up front: the official main results use the pair discriminators and their
@@ -403,6 +404,62 @@ class MoodCat(TrainedDetector):
         return {"label_agreement": torch.cat(agree).float().mean().item(),
                 "pair_auroc": float(auroc(torch.cat(cons).cpu().numpy(), torch.cat(mism).cpu().numpy())),
                 "n": len(torch.cat(agree))}
+
+    # -- what the pipeline's stages show ----------------------------------------------------------
+    def training_summary(self, bench: Any, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"diagnostics": self.diagnostics(bench.val)}
+
+    @torch.no_grad()
+    def training_galleries(self, bench: Any, data: Mapping[str, Any]) -> list[Gallery]:
+        """Eight ID validation images, their masks, the synthesis under the predicted label and under
+        every class (the first ten)."""
+        n = min(8, len(bench.val))
+        x = torch.stack([bench.val[i][0] for i in range(n)])
+        keys = [(VAL_SET, i) for i in range(n)]
+        pred = self.model(x.to(self.device)).argmax(1).cpu()
+        syn, masks = self.synthesise(x, pred, keys=keys)
+        rows = {"input": list(zip(x, pred)), "mask": list(zip(masks[:, None].float(), pred)),
+                "predicted label": list(zip(syn, pred))}
+        for c, cls in enumerate(bench.classes[:10]):  # a row per class, the first ten at most (ImageNet has 1000)
+            rows[cls] = list(zip(self.synthesise(x, torch.full((n,), c), keys=keys)[0], torch.full((n,), c)))
+        return [Gallery("samples", (rows,), {"n": n, "class_names": bench.classes})]
+
+    def prepare_scoring(self, val: Any, batch_size: int) -> None:
+        self.calibrate(val, batch_size=batch_size)  # the cascade gate, for these scoring parameters
+
+    def ablations(self, evaluation: Mapping[str, Any]) -> list[Ablation]:
+        """The released evaluation's labels, on a seeded subset of the test sets (the cascade keeps
+        the gate fitted with predicted labels)."""
+        return [Ablation("oracle", {"labels": "oracle"}, labels=oracle_labels(self.seed, self.num_classes),
+                         subset=evaluation["oracle_subset"])]
+
+    @torch.no_grad()
+    def score_galleries(self, bench: Any) -> list[Gallery]:
+        """Per set, eight images, their masked input and the synthesis under the predicted label."""
+        rows = {}
+        for s, ds in {"ID test": bench.test, **bench.ood}.items():
+            x = torch.stack([ds[i][0] for i in range(min(8, len(ds)))])  # a small set has fewer
+            keys = [(ID_SET if s == "ID test" else s, i) for i in range(len(x))]
+            pred = self.model(x.to(self.device)).argmax(1).cpu()
+            syn, masks = self.synthesise(x, pred, keys=keys)
+            score = self.score(x, keys=keys)
+            rows[s] = list(zip(x, pred))
+            rows[f"{s}: masked"] = list(zip(torch.where(masks[:, None], 0.5, x), pred))
+            rows[f"{s}: synthesis ({', '.join(f'{v:.1f}' for v in score[:3])}…)"] = list(zip(syn, pred))
+        return [Gallery("samples", (rows,), {"n": 8, "class_names": bench.classes}, file="syntheses", dpi=70)]
+
+    def describe(self, params: Mapping[str, Any], training: Mapping[str, Any], checks: Mapping[str, Any],
+                 costs: Mapping[str, Any]) -> str:
+        d = training["diagnostics"]
+        return f"""Masked inputs synthesised back under the classifier's predicted label; headline score `moodcat` =
+`{self.hparams['distance']}` (fixed in params.yaml before any result). Checks on ID validation: the classifier gives the
+conditioning label to **{d['label_agreement'] * 100:.1f} %** of the syntheses; the pair discriminator separates consistent
+from mismatched pairs with AUROC **{d['pair_auroc'] * 100:.1f} %**. Training took {training['fit_s']:.0f} s. Scoring cost:
+{costs['cost_vs_forward']:.1f} × one classifier forward pass (k = {self.hparams['k']} mask(s), every distance from one
+synthesis). Below, every distance computed from the same syntheses (`moodcat[<distance>]`) and `moodcat[oracle]`, the
+released evaluation's labels (ground truth for ID, random for OOD): an upper bound that uses test labels,
+**never a result**. *perceptual* is an LPIPS-style distance on the ID classifier's own feature maps (no ImageNet
+LPIPS/DISTS weights here)."""
 
     # -- training ---------------------------------------------------------------------------------
     def _build_networks(self, configs: Mapping[str, dict[str, Any]]) -> dict[str, nn.Module]:

@@ -2,9 +2,10 @@
 several (``torch.distributed``), and write its checkpoint.
 
 ``python -m ood.pipeline.fit moodcat`` trains with params.yaml's ``moodcat.train`` and writes
-``models/<benchmark>/moodcat.pt`` (``diffusion.pt`` for DiffGuard). The training stages call
-:func:`run`, which starts ``train.processes`` workers with torchrun when that is above 1 and then
-loads what they wrote. On several machines, start the workers yourself on each::
+``models/<benchmark>/moodcat.pt`` (``diffusion.pt`` for DiffGuard). The training stage of every
+method (``notebooks/train.ipynb``) calls :func:`stage`: :func:`run`, which starts
+``train.processes`` workers with torchrun when that is above 1 and then loads what they wrote, and
+the training report. On several machines, start the workers yourself on each::
 
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 -m ood.pipeline.fit moodcat
 
@@ -15,6 +16,7 @@ CPUs), with the gradient averaged over the processes before every step (:func:`o
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -22,9 +24,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import params as Pm
-from .launch import checkpoint, device_for_rank, distributed_main, torchrun
+from ..io import atomic_write
+from .launch import checkpoint, device_for_rank, distributed_main, torchrun, training_report
 
-__all__ = ["Training", "inputs", "fit", "run", "main"]
+__all__ = ["Training", "inputs", "fit", "run", "stage", "main"]
 
 
 @dataclass
@@ -47,14 +50,11 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
 
     from ..data import auxiliary
 
-    cls = ood.detectors.trained(name)
-    T, method = P[name]["train"], cls.method
+    T, method = P[name]["train"], ood.detectors.trained(name).method
     bench = ood.data.load_benchmark(**Pm.benchmark_args(P, method.benchmark, root))
     base = root / "models" / P[method.benchmark]["name"] / f"{method.model}.pt"
     model = ood.models.load(base, map_location=device_for_rank(T["device"]))
-    scoring = cls.split_score(P[name]["score"])[0] if method.fit_scoring else {}
-    detector = ood.detectors.build(name, model=model, train=T, seed=P["seed"],
-                                   **({"dense": True} if method.benchmark == "dense_benchmark" else {}), **scoring)
+    detector = ood.detectors.build(name, model=model, train=T, seed=P["seed"], **({"dense": True} if method.dense else {}))
     data: dict[str, Any] = {"val": bench.val}
     if method.fit_val is not None:
         import ood.evaluation.image
@@ -95,6 +95,43 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
     detector, bench, data = inputs(name, P, root)
     trained = ood.detectors.load(checkpoint(root, bench.name, name), model=detector.model)
     return Training(trained, bench, data, fit_s)
+
+
+def stage(name: str, P: Mapping[str, Any], root: Path) -> tuple[Training, dict[str, Any]]:
+    """The training stage of method ``name``: train (:func:`run`), then write its report
+    ``reports/<benchmark>/<training stage>.json``: training seconds, parameters per network, ID
+    images, the history, the quality of a model it fine-tunes (mIoU next to the baseline
+    segmenter's, or accuracy), and the method's own fields (``training_summary``)."""
+    trained = run(name, P, root, processes=P[name]["train"]["processes"])
+    det, bench, method = trained.detector, trained.bench, trained.detector.method
+    report: dict[str, Any] = {
+        "fit_s": trained.fit_s, "parameters": {k: sum(p.numel() for p in net.parameters()) for k, net in det.networks.items()},
+        "id_images": len(bench.train), "history": det.history}
+    if method.fine_tunes:
+        report.update(_own_model_quality(det.own_model, bench, P[method.model]["batch_size"], method.dense, root))
+    report.update(det.training_summary(bench, trained.data))
+    path = training_report(root, bench.name, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(report, indent=2))
+    return trained, report
+
+
+def _own_model_quality(model: Any, bench: Any, batch_size: int, dense: bool, root: Path) -> dict[str, Any]:
+    """A fine-tuned copy's quality on ID test next to the frozen model's (its stage's report)."""
+    import ood.metrics
+
+    if dense:
+        from ..evaluation.dense import segmentation_confusion
+
+        conf = segmentation_confusion(model, bench.test, len(bench.classes), batch_size=batch_size)
+        baseline = json.loads((root / "reports" / bench.name / "segmenter.json").read_text())["miou"]
+        return {"miou": ood.metrics.mean_iou(conf), "miou_baseline": baseline,
+                "iou": dict(zip(bench.classes, map(float, ood.metrics.iou_per_class(conf))))}
+    from ..train import predict
+
+    logits, labels = predict(model, bench.test, batch_size=batch_size)
+    baseline = json.loads((root / "reports" / bench.name / "classifier.json").read_text())["accuracy"]
+    return {"accuracy": float((logits.argmax(1) == labels).float().mean()), "accuracy_baseline": baseline}
 
 
 def main(argv: list[str] | None = None) -> int:

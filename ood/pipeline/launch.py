@@ -59,8 +59,8 @@ def distributed_main(fn: Any, usage: str, done: str, argv: list[str] | None = No
         return 2
     try:
         given = os.environ.get(PARAMS_ENV)  # set by torchrun() below: the exact values of the stage
-        P = json.loads(Path(given).read_text()) if given else Pm.load()
-        Pm.check(P, source=given or Pm.PARAMS_FILE)
+        P = json.loads(Path(given).read_text()) if given else Pm.load(methods=args)
+        Pm.check(P, source=given or Pm.PARAMS_FILE, methods=args)
     except Pm.ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

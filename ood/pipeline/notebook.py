@@ -1,8 +1,10 @@
-"""Run one pipeline notebook: ``python -m ood.pipeline.notebook notebooks/02_classifier.ipynb``.
+"""Run one pipeline notebook: ``python -m ood.pipeline.notebook notebooks/classifier.ipynb``, or a
+method's generic stage: ``python -m ood.pipeline.notebook notebooks/train.ipynb --method moodcat``.
 
 What every dvc stage does, in one place: check params.yaml (stop before any work if it is wrong),
-execute the notebook with papermill and params.yaml's values as parameters (``-f params.yaml``),
-write the executed notebook to ``reports/notebooks/`` and an HTML copy without code cells beside it.
+execute the notebook with papermill, its ``params`` parameter set to params.yaml's values (and
+``method`` to the method it runs), write the executed notebook to ``reports/notebooks/<stage>.ipynb``
+and an HTML copy without code cells beside it.
 """
 
 from __future__ import annotations
@@ -15,21 +17,29 @@ from typing import Any
 
 from . import params as P
 
-TEMPLATES = Path(__file__).parent / "report" / "templates"  # "offline": HTML that needs no network
+TEMPLATES = Path(__file__).parent.parent / "report" / "templates"  # "offline": HTML that needs no network
+#: set by the tests: a file to which every executed notebook appends the project modules it imported
+IMPORTS_ENV = "OOD_RECORD_IMPORTS"
 
 
-def setup(namespace: dict[str, Any], section: str = "benchmark") -> tuple[dict[str, Any], Path, Path]:
-    """What every stage notebook does first: ``P, ROOT, OUT = setup(globals())``.
+def setup(params: dict[str, Any] | None, section: str = "benchmark", method: str | None = None
+          ) -> tuple[dict[str, Any], Path, Path]:
+    """What every stage notebook does first: ``P, ROOT, OUT = setup(params)`` (``params``: the
+    notebook's papermill parameter; ``None`` when run by hand reads params.yaml).
 
-    ``P``: the validated parameters (papermill's injected top-level keys, the rest from the
-    project's params.yaml when the notebook runs by hand); ``ROOT``: the project folder; ``OUT``:
-    ``reports/<name of the params section's benchmark>/``, created. Figures render inline.
+    ``P``: the validated parameters (with ``method``'s sections, whose benchmark section then
+    replaces ``section``); ``ROOT``: the project folder; ``OUT``: ``reports/<name of the
+    section's benchmark>/``, created. Figures render inline.
     """
     import torch
 
-    params = P.from_notebook(**{k: namespace.get(k) for k in P.schema()})
+    if method is not None:
+        from ..detectors import trained
+
+        section = trained(method).method.benchmark
+    values = P.from_notebook(params, methods=[method] if method else [])
     root = P.project_root()
-    out = root / "reports" / params[section]["name"]
+    out = root / "reports" / values[section]["name"]
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     try:
@@ -40,10 +50,13 @@ def setup(namespace: dict[str, Any], section: str = "benchmark") -> tuple[dict[s
             shell.run_line_magic("matplotlib", "inline")
     except ImportError:  # pragma: no cover - notebooks always have IPython
         pass
-    return params, root, out
+    return values, root, out
 
 
-def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: str | Path | None = None) -> Path:
+def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: str | Path | None = None,
+        method: str | None = None, output: str | None = None) -> Path:
+    """Execute ``notebook`` (for ``method``) into ``<out_dir>/<output or the notebook's name>.ipynb``
+    and export it to HTML; returns the HTML file."""
     # jsonschema (via nbformat) imports rfc3987_syntax when installed (jupyterlab's dependencies pull
     # it in), which compiles a grammar for 2 s; notebook validation never checks IRI formats, so
     # every stage skips it (3.6 -> 0.7 s of imports per stage).
@@ -55,18 +68,25 @@ def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: s
     # Progress bars inside the kernel reach the terminal line by line: update them rarely.
     os.environ.setdefault("TQDM_MININTERVAL", "10")
     root = P.project_root()
-    values = P.load(root / P.PARAMS_FILE)
+    values = P.load(root / P.PARAMS_FILE, methods=[method] if method else [])
     notebook = Path(notebook)
     out_dir = root / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)  # papermill does not create it
-    executed = out_dir / notebook.name
-    pm.execute_notebook(str(notebook), str(executed), parameters=values, kernel_name="python3",
+    executed = out_dir / f"{output or notebook.stem}.ipynb"
+    nb = nbformat.read(notebook, as_version=4)
+    if os.environ.get(IMPORTS_ENV):  # the tests' record of what a stage really runs
+        nb.cells.append(nbformat.v4.new_code_cell(
+            "import json as _j, sys as _s\n"
+            f"with open({os.environ[IMPORTS_ENV]!r}, 'a') as _f:\n"
+            f"    _f.write(_j.dumps([{(output or notebook.stem)!r}, sorted(m for m in _s.modules if m.split('.')[0] == 'ood')]) + '\\n')"))
+    parameters = {"params": values, **({"method": method} if method else {})}
+    pm.execute_notebook(nb, str(executed), parameters=parameters, kernel_name="python3",
                         cwd=str(root), log_output=True, progress_bar=False)
     exporter = HTMLExporter(template_name="offline", extra_template_basedirs=[str(TEMPLATES)],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     # the page title: the notebook's metadata.title where set, else the stage's name
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4),
-                                          resources={"metadata": {"name": f"oodstudy: {notebook.stem}"}})
+                                          resources={"metadata": {"name": f"oodstudy: {executed.stem}"}})
     html_path = root / html if html else executed.with_suffix(".html")
     tmp = html_path.with_suffix(".html.tmp")
     tmp.write_text(body, encoding="utf-8")
@@ -76,11 +96,13 @@ def run(notebook: str | Path, out_dir: str | Path = "reports/notebooks", html: s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", help="notebook to execute, e.g. notebooks/01_data.ipynb")
+    parser.add_argument("notebook", help="notebook to execute, e.g. notebooks/classifier.ipynb")
+    parser.add_argument("--method", help="the trained method a generic notebook (train, score) runs, e.g. moodcat")
+    parser.add_argument("--output", help="name of the executed notebook (default: the notebook's), e.g. moodcat_train")
     parser.add_argument("--html", help="where to write the HTML export (default: beside the executed notebook)")
     args = parser.parse_args(argv)
     try:
-        html = run(args.notebook, html=args.html)
+        html = run(args.notebook, html=args.html, method=args.method, output=args.output)
     except P.ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import difflib
 import inspect
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -140,11 +140,26 @@ def _rule_map(methods: tuple[str, ...]) -> Checker:
     return check
 
 
-def schema() -> dict[str, Any]:
-    from ..detectors import DENSE_TRAINED, POSTHOC, TRAINED
+def _method_schema(name: str, cls: Any) -> dict[str, Any]:
+    """A trained method's ``train`` and ``score`` sections, from its detector's own specs."""
+    return {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, {**cls.params, **cls.eval_params})}
 
-    trained = {name: {"train": _spec_section(name, cls.train_params), "score": _spec_section(name, {**cls.params, **cls.eval_params})}
-               for name, cls in {**TRAINED, **DENSE_TRAINED}.items()}
+
+def _a_method_section(v: Any) -> str | None:
+    """A trained method's section where the caller does not run it: its keys are checked by the
+    stages that read them (so a stage imports only the methods it runs)."""
+    ok = isinstance(v, dict) and set(v) == {"train", "score"} and all(isinstance(x, dict) for x in v.values())
+    return None if ok else f"must be a mapping with 'train' and 'score' sections, got {v!r}"
+
+
+def schema(methods: Iterable[str] | None = None) -> dict[str, Any]:
+    """params.yaml's schema. ``methods``: the trained methods whose sections are checked key by key
+    (their detectors' own specs, which imports them); ``None``: every method."""
+    from ..detectors import DENSE_TRAINED, POSTHOC, TRAINED, trained as method_class
+
+    names = [*TRAINED, *DENSE_TRAINED]
+    checked = set(names if methods is None else methods)
+    trained = {name: _method_schema(name, method_class(name)) if name in checked else _a_method_section for name in names}
     combine = {"names": unique_list(_combination((*POSTHOC, *TRAINED)), min_len=0),
                "rule": choice(*RULES), "rules": _rule_map(tuple(TRAINED)), "band": pair(0.0, 1.0, whole=False)}
     return {**SCHEMA, "detectors": _detectors_schema(), "dense_detectors": _detectors_schema(dense=True),
@@ -166,10 +181,12 @@ def _across_keys(params: dict[str, Any]) -> list[str]:
     return errors
 
 
-def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "") -> list[str]:
-    """Every problem in ``params`` as 'key: message' lines (empty when valid)."""
+def validate(params: Any, schema: dict[str, Any] | None = None, prefix: str = "",
+             methods: Iterable[str] | None = None) -> list[str]:
+    """Every problem in ``params`` as 'key: message' lines (empty when valid); ``methods`` as
+    :func:`schema`'s."""
     if schema is None:
-        errors = validate(params, globals()["schema"]())
+        errors = validate(params, globals()["schema"](methods))
         return errors or _across_keys(params)
     if not isinstance(params, dict):
         return [f"{prefix.rstrip('.') or 'params'}: must be a mapping, got {params!r}"]
@@ -199,36 +216,32 @@ def project_root(start: str | Path | None = None) -> Path:
     raise FileNotFoundError(f"no {PARAMS_FILE} in {here} or any folder above it; run from the project")
 
 
-def load(path: str | Path | None = None) -> dict[str, Any]:
-    """Read and validate params.yaml (default: the project's); raise ParamsError listing every problem."""
+def load(path: str | Path | None = None, methods: Iterable[str] | None = None) -> dict[str, Any]:
+    """Read and validate params.yaml (default: the project's); raise ParamsError listing every
+    problem. ``methods``: the trained methods whose sections are checked (default: all)."""
     path = Path(path) if path else project_root() / PARAMS_FILE
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path} is not valid YAML: {err}") from None
-    check(params, source=str(path))
+    check(params, source=str(path), methods=methods)
     return params
 
 
-def check(params: Any, source: str = PARAMS_FILE) -> None:
-    errors = validate(params)
+def check(params: Any, source: str = PARAMS_FILE, methods: Iterable[str] | None = None) -> None:
+    errors = validate(params, methods=methods)
     if errors:
         lines = "\n".join(f"  - {e}" for e in errors)
         raise ParamsError(f"{source} has {len(errors)} problem(s):\n{lines}\nFix them and run again.")
 
 
-def from_notebook(**injected: Any) -> dict[str, Any]:
-    """Parameters inside a notebook: papermill's injected values, or params.yaml when run by hand.
-
-    Notebooks declare every top-level key as ``None`` in their ``parameters`` cell and pass them here.
-    Whatever papermill did not inject comes from the project's params.yaml; the result is validated.
-    """
-    params = {k: v for k, v in injected.items() if v is not None}
-    missing = [k for k in schema() if k not in params]
-    if missing:
-        file_params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
-        params.update({k: file_params[k] for k in missing if k in file_params})
-    check(params)
+def from_notebook(params: dict[str, Any] | None, methods: Iterable[str] = ()) -> dict[str, Any]:
+    """Parameters inside a notebook: what papermill injected (the stage's parameters, from
+    ``python -m ood.pipeline.notebook``), or the project's params.yaml when the notebook runs by
+    hand; validated, with the sections of the trained ``methods`` the notebook runs."""
+    if params is None:
+        params = yaml.safe_load((project_root() / PARAMS_FILE).read_text())
+    check(params, methods=methods)
     return params
 
 

@@ -338,7 +338,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        params = P.load()
+        params = P.load(methods=())  # summarize reads the scores files, not the methods' sections
     except P.ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ __all__ = [
     "label_maps",
     "dense_gallery",
     "heatmap_grid",
+    "gallery",
 ]
 
 CONVENTION = "OOD = positive class, higher score = more OOD"
@@ -524,4 +525,14 @@ def heatmap_grid(sets: Mapping[str, tuple[Any, np.ndarray]], *, n: int = 8, cell
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title or f"Heatmaps |h| (one colour scale, 0 to {hi:.2f})", fontsize=10)
+    return fig
+
+
+def gallery(item: Any) -> Figure:
+    """Draw a method's :class:`ood.detectors.Gallery` (figure data its stage hooks return) with
+    the function its ``kind`` names."""
+    draw = {"samples": sample_grid, "heatmaps": heatmap_grid, "dense": dense_gallery, "labels": label_maps}
+    fig = draw[item.kind](*item.args, **item.kwargs)
+    if item.title:
+        fig.suptitle(item.title, fontsize=10)
     return fig

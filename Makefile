@@ -18,6 +18,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 .PHONY: study test test-slow lab data setup lock clean-venv
 
 study: data
+	python -m ood.pipeline.params  # the whole params.yaml, before any stage (each stage checks what it reads)
 	dvc repro
 	@echo "Report: reports/report.html   Metrics: reports/metrics.json (dvc metrics show)"
 

@@ -79,9 +79,11 @@ class Study:
 
 
 def show(parts: list[Any]) -> None:
-    """Display a section's parts in the notebook."""
+    """Display a section's parts in the notebook (a figure once: closed after it is shown)."""
     for part in parts:
         display(part)
+        if isinstance(part, plt.Figure):
+            plt.close(part)
 
 
 def load(P: Mapping[str, Any], root: Path) -> Study:

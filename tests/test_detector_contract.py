@@ -49,6 +49,8 @@ def task():
             "x": torch.cat([toy_images(30, "id", 3), toy_images(30, "ood", 4)])}
 
 
+# Seconds-long training of the four methods on the toy task; a method without an entry trains with its
+# defaults and "device": "cpu" (slower, never wrong).
 TINY_TRAIN = {"heatmap": {"epochs": 3, "batch_size": 32, "width": 16, "code": 16, "lr": 2e-3, "device": "cpu"},
               "moodcat": {"epochs": 1, "pair_epochs": 1, "batch_size": 32, "nz": 8, "ndf": 8, "g_ch": 8, "d_ch": 8,
                           "pair_ch": 8, "shared_dim": 8, "device": "cpu"},
@@ -62,7 +64,7 @@ TINY_SCORE = {"diffguard": {"steps": 10, "depth": 0.5}}
 
 def fitted(task, name: str) -> Detector:
     if name in D.TRAINED:
-        det = D.build(name, model=task["model"], train=TINY_TRAIN[name], **TINY_SCORE.get(name, {}))
+        det = D.build(name, model=task["model"], train=TINY_TRAIN.get(name, {"device": "cpu"}), **TINY_SCORE.get(name, {}))
         return det.fit(task["train"], val=task["val"], outliers=task["outliers"], progress=False)
     return D.build(name, model=task["model"]).fit(task["train"])
 
@@ -76,10 +78,6 @@ class NoisyDetector(Detector):
     def _score(self, x, keys):
         noise = per_sample(sample_generators(self.seed, keys), lambda g: torch.randn((), generator=g))
         return x.flatten(1).mean(1) + noise.to(x.device)
-
-
-def test_every_trained_detector_has_a_training_spec():
-    assert set(TINY_TRAIN) == set(D.TRAINED)
 
 
 @pytest.mark.parametrize("name", [*D.REGISTRY, "noisy"])

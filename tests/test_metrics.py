@@ -341,3 +341,14 @@ def test_to_metrics_json():
     assert json.loads(json.dumps(js)) == js
     with pytest.raises(ValueError, match=r"not in \[0, 1\]"):
         M.to_metrics_json(summary.assign(value=1.5))
+
+
+def test_average_precision_never_rounds_above_one() -> None:
+    """Twenty distinct OOD scores above every ID score: twenty recall steps of 1/20 at precision 1,
+    whose float sum is 1 + 2e-16 (a profile's smoke run stopped on it: metrics must lie in [0, 1])."""
+    ids, oods = np.arange(5.0), 10.0 + np.arange(20.0)
+    y, s = np.r_[np.zeros(5), np.ones(20)], np.r_[ids, oods]
+    assert np.sum(np.full(20, 1.0) / 20) > 1.0  # the rounding this guards against
+    assert M.aupr_out(ids, oods) == 1.0 == pytest.approx(average_precision_score(y, s))
+    reps = M.bootstrap_samples(ids, {"far": oods}, n_boot=20, seed=0)["far"]["aupr_out"]
+    assert (reps <= 1.0).all()

@@ -26,7 +26,8 @@ class Method:
     ``fit_val``: train on a seeded subset
     of that many ID validation images, or on all of them (``None``). ``localises``: its
     ``score_map`` is also evaluated on the localisation set (``<benchmark>_loc``). ``fine_tunes``: it
-    trains a copy of the model (the detector's ``own_model``), whose quality its training reports. ``reads``: params
+    trains a copy of the segmenter (the detector's ``own_model``), whose mIoU its training reports
+    (dense methods only). ``reads``: params
     keys both its stages read besides their own (e.g. the segmenter's batch size). ``title``: the
     heading of its report section.
     """
@@ -47,6 +48,10 @@ class Method:
     def checkpoint_stem(self, name: str) -> str:
         """The file stem of the checkpoint the training stage writes (``heatmap``, ``diffusion``)."""
         return self.stages(name)[0].removesuffix("_train")
+
+    def __post_init__(self) -> None:
+        if self.fine_tunes and self.benchmark != "dense_benchmark":
+            raise ValueError("fine_tunes: only a dense method's segmenter is evaluated (mIoU)")
 
     @property
     def dense(self) -> bool:

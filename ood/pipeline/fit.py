@@ -100,15 +100,15 @@ def run(name: str, P: Mapping[str, Any], root: Path, processes: int = 1) -> Trai
 def stage(name: str, P: Mapping[str, Any], root: Path) -> tuple[Training, dict[str, Any]]:
     """The training stage of method ``name``: train (:func:`run`), then write its report
     ``reports/<benchmark>/<training stage>.json``: training seconds, parameters per network, ID
-    images, the history, the quality of a model it fine-tunes (mIoU next to the baseline
-    segmenter's, or accuracy), and the method's own fields (``training_summary``)."""
+    images, the history, the mIoU of a segmenter it fine-tunes next to the baseline's, and the
+    method's own fields (``training_summary``)."""
     trained = run(name, P, root, processes=P[name]["train"]["processes"])
     det, bench, method = trained.detector, trained.bench, trained.detector.method
     report: dict[str, Any] = {
         "fit_s": trained.fit_s, "parameters": {k: sum(p.numel() for p in net.parameters()) for k, net in det.networks.items()},
         "id_images": len(bench.train), "history": det.history}
     if method.fine_tunes:
-        report.update(_own_model_quality(det.own_model, bench, P[method.model]["batch_size"], method.dense, root))
+        report.update(_own_model_quality(det.own_model, bench, P[method.model]["batch_size"], root))
     report.update(det.training_summary(bench, trained.data))
     path = training_report(root, bench.name, name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,22 +116,16 @@ def stage(name: str, P: Mapping[str, Any], root: Path) -> tuple[Training, dict[s
     return trained, report
 
 
-def _own_model_quality(model: Any, bench: Any, batch_size: int, dense: bool, root: Path) -> dict[str, Any]:
-    """A fine-tuned copy's quality on ID test next to the frozen model's (its stage's report)."""
+def _own_model_quality(model: Any, bench: Any, batch_size: int, root: Path) -> dict[str, Any]:
+    """A fine-tuned segmenter's mIoU on clean ID test scenes next to the frozen one's (its stage's
+    report; summarize puts it in metrics.json as ``miou_<method>``)."""
     import ood.metrics
+    from ..evaluation.dense import segmentation_confusion
 
-    if dense:
-        from ..evaluation.dense import segmentation_confusion
-
-        conf = segmentation_confusion(model, bench.test, len(bench.classes), batch_size=batch_size)
-        baseline = json.loads((root / "reports" / bench.name / "segmenter.json").read_text())["miou"]
-        return {"miou": ood.metrics.mean_iou(conf), "miou_baseline": baseline,
-                "iou": dict(zip(bench.classes, map(float, ood.metrics.iou_per_class(conf))))}
-    from ..train import predict
-
-    logits, labels = predict(model, bench.test, batch_size=batch_size)
-    baseline = json.loads((root / "reports" / bench.name / "classifier.json").read_text())["accuracy"]
-    return {"accuracy": float((logits.argmax(1) == labels).float().mean()), "accuracy_baseline": baseline}
+    conf = segmentation_confusion(model, bench.test, len(bench.classes), batch_size=batch_size)
+    baseline = json.loads((root / "reports" / bench.name / "segmenter.json").read_text())["miou"]
+    return {"miou": ood.metrics.mean_iou(conf), "miou_baseline": baseline,
+            "iou": dict(zip(bench.classes, map(float, ood.metrics.iou_per_class(conf))))}
 
 
 def main(argv: list[str] | None = None) -> int:

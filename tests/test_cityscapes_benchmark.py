@@ -175,7 +175,7 @@ def test_missing_ood_set_says_what_to_run(root, tmp_path, monkeypatch):
 def test_the_profile_section_builds_it_through_the_cache(root, tmp_path):
     """What the pipeline does: params.yaml's shared dense_benchmark section (scenes' keys included,
     left out for this loader) -> ood.data.load_benchmark, built once, then read from the cache."""
-    params = {"seed": 0, "data": {"root": str(root)},
+    params = {"data_seed": 0, "data": {"root": str(root)},
               "dense_benchmark": {"name": "cityscapes", "size": 64, "n_train": 2825, "n_val": 3, "n_test": 500,
                                   "objects": [2, 4], "anomalies": [1, 2], "scale": [1.0, 1.5], "subset": None}}
     args = ood.pipeline.params.benchmark_args(params, "dense_benchmark", root=tmp_path)

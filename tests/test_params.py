@@ -60,6 +60,8 @@ def test_committed_params_are_valid() -> None:
     ({"combine__rule": "sum"}, "combine.rule: must be one of 'zmean', 'zmax', 'trust'; got 'sum'"),
     ({"classifier__epoch": 3}, "classifier.epoch: unknown key (did you mean classifier.epochs?)"),
     ({"evaluate__bootstrap": KeyError}, "evaluate.bootstrap: missing"),
+    ({"data_seed": -1}, "data_seed: must be an integer in [0, 2147483647], got -1"),
+    ({"data_seed": KeyError}, "data_seed: missing"),
 ])
 def test_bad_values_are_named_with_what_is_allowed(change: dict, message: str) -> None:
     found = problems(**change)
@@ -125,3 +127,20 @@ def test_benchmark_args_read_data_from_the_given_project(tmp_path, monkeypatch) 
     monkeypatch.chdir(work.parent)  # no params.yaml here or above: data.root as given, no cache
     outside = P.benchmark_args({**params, "data": {"root": "/abs/data"}})
     assert (outside["root"], outside["cache"]) == ("/abs/data", None)
+
+
+def test_the_training_seed_leaves_the_data_alone() -> None:
+    """``seed`` moves training only: the benchmarks are drawn from ``data_seed``, and the stages
+    without training (data, post-hoc, summary, report) do not read ``seed``, so DVC's run cache
+    shares them across training seeds."""
+    other = {**copy.deepcopy(COMMITTED), "seed": 5}
+    for section in ("benchmark", "dense_benchmark"):
+        assert P.benchmark_args(other, section) == P.benchmark_args(COMMITTED, section)
+        assert P.benchmark_args({**other, "data_seed": 5}, section)["seed"] == 5
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    reads_seed = {name for name, stage in stages.items() if "seed" in stage.get("params", [])}
+    import ood.detectors as D
+    methods = {**D.TRAINED, **D.DENSE_TRAINED}  # training and scoring stages (per-sample noise: the training seed)
+    trained = {stage for name in methods for stage in D.trained(name).method.stages(name)}
+    assert reads_seed == {"classifier", "segmenter", *trained}
+    assert all("data_seed" in stage.get("params", []) for name, stage in stages.items() if name != "report")

@@ -40,7 +40,7 @@ from ..report.compare import HEADLINE_SETS, MODEL, headline_metric, render_html
 from ..sets import ID_SET, VAL_SET
 
 __all__ = ["CompareError", "Run", "compare", "differing_params", "headline_frame", "list_experiments", "load_run",
-           "main", "resolve", "seed_summary", "settings"]
+           "main", "resolve", "seed_summary", "settings", "data_seed"]
 
 # What the summarize stage writes: metrics (git), summary tables and per-image scores (DVC outs);
 # ablations.json has the same shape as metrics.json, with other detector names.
@@ -227,17 +227,22 @@ def _paired_deltas(base: Mapping[str, _Boot], other: Mapping[str, _Boot], groups
     return pd.DataFrame(rows, columns=["detector", "set", "metric", "delta", "delta_lo", "delta_hi"])
 
 
+def data_seed(params: Mapping[str, Any]) -> int:
+    """The seed that drew a run's data and bootstrap: ``data_seed`` (``seed`` before the two were split)."""
+    return int(params.get("data_seed", params.get("seed", 0)))
+
+
 def settings(baseline: Run) -> tuple[int, float, int]:
-    """Resamples, level and seed of the intervals: the baseline's (params.yaml defaults if absent)."""
+    """Resamples, level and data seed of the intervals: the baseline's (params.yaml defaults if absent)."""
     p = baseline.params
-    return int(p.get("evaluate.bootstrap", 200)), float(p.get("evaluate.ci_level", 0.95)), int(p.get("seed", 0))
+    return int(p.get("evaluate.bootstrap", 200)), float(p.get("evaluate.ci_level", 0.95)), data_seed(p)
 
 
 def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
     """Tidy comparison: ``run, benchmark, detector, set, metric, value, lo, hi, delta, delta_lo,
     delta_hi`` (delta = run − baseline; NaN for the baseline's own rows). delta_lo/hi: paired
-    bootstrap interval where both runs have per-image scores of the same images (and the same
-    seed, which draws the data splits), else NaN (delta is then the difference of the
+    bootstrap interval where both runs have per-image scores of the same images (the same
+    data seed, which draws the splits and sets), else NaN (delta is then the difference of the
     metrics-file values)."""
     n_boot, level, seed = settings(baseline)
     boots: dict[tuple[str, str], dict[str, _Boot]] = {}
@@ -254,8 +259,8 @@ def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
         t = run.results.set_index(KEY)
         t["delta"] = t["value"] - base_values.reindex(t.index)
         t["delta_lo"] = t["delta_hi"] = np.nan
-        # another seed draws other data splits: the same (set, index) may be another image
-        same_images = run.params.get("seed") == baseline.params.get("seed")
+        # another data seed draws other splits: the same (set, index) may be another image
+        same_images = data_seed(run.params) == data_seed(baseline.params)
         for bench in pd.unique(run.results["benchmark"]) if same_images else []:
             base_boot = boot(baseline, bench)
             paired = _paired_deltas(base_boot, boot(run, bench), _groups(baseline, bench), level) if base_boot else None

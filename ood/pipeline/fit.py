@@ -60,10 +60,10 @@ def inputs(name: str, P: Mapping[str, Any], root: Path) -> tuple[Any, Any, dict[
         import ood.evaluation.image
 
         stem = method.checkpoint_stem(name)  # the subset's key, e.g. "diffusion-val"
-        keep = ood.evaluation.image.subset_indices(len(bench.val), method.fit_val, P["seed"], f"{stem}-val")
+        keep = ood.evaluation.image.subset_indices(len(bench.val), method.fit_val, P["data_seed"], f"{stem}-val")
         data["val"] = Subset(bench.val, keep)
     if detector.needs_outliers:
-        data["outliers"] = auxiliary.load_outliers(T["outliers"], seed=P["seed"], size=bench.image_size[0],
+        data["outliers"] = auxiliary.load_outliers(T["outliers"], seed=P["data_seed"], size=bench.image_size[0],
                                                    channels=bench.in_channels)
     return detector, bench, data
 

@@ -55,7 +55,7 @@ def image(P: Mapping[str, Any], root: Path, out: Path) -> list[Any]:
     ax.set_title("Mean pixel intensity per set (first 1000 images)")
     parts.append(fig)
 
-    outliers = auxiliary.load_outliers(2000, seed=P["seed"], size=bench.image_size[0], channels=bench.in_channels)
+    outliers = auxiliary.load_outliers(2000, seed=P["data_seed"], size=bench.image_size[0], channels=bench.in_channels)
     parts.append(pd.DataFrame({"source": list(auxiliary.SOURCES), "share": [auxiliary.SOURCE_MIX[s] for s in auxiliary.SOURCES],
                                "what": list(auxiliary.SOURCES.values())}))
     by_source = {s: Subset(outliers, [i for i, t in enumerate(outliers.sources) if t == s][:10]) for s in auxiliary.SOURCES}
@@ -72,7 +72,7 @@ def image(P: Mapping[str, Any], root: Path, out: Path) -> list[Any]:
     parts.append(closeness.round(3))
 
     L = P["localisation"]
-    loc = localisation_set(bench, L["n"], seed=P["seed"], side=tuple(L["side"]))
+    loc = localisation_set(bench, L["n"], seed=P["data_seed"], side=tuple(L["side"]))
     (out / "data.json").write_text(json.dumps({
         "classes": bench.classes, "groups": bench.groups, "sizes": dict(zip(sizes["split / set"], sizes["images"].tolist())),
         "auxiliary": {"sources": auxiliary.SOURCES, "mix": auxiliary.SOURCE_MIX, "closeness": closeness.round(4).to_dict(orient="index")},

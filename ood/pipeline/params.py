@@ -49,6 +49,7 @@ def _training(archs: tuple[str, ...]) -> dict[str, Checker]:
 
 SCHEMA: dict[str, Any] = {
     "seed": integer(0, 2**31 - 1),
+    "data_seed": integer(0, 2**31 - 1),
     "data": {"root": text()},
     "benchmark": {
         "name": choice(*IMAGE_BENCHMARKS),
@@ -276,7 +277,7 @@ def benchmark_args(params: dict[str, Any], section: str = "benchmark",
         data_root, cache = str(project / params["data"]["root"]), str(project / ".cache" / "benchmarks")
     takes = inspect.signature(BENCHMARKS[params[section]["name"]].loader).parameters
     own = {k: v for k, v in params[section].items() if k == "name" or k in takes}
-    return {**own, "root": data_root, "seed": params["seed"], "cache": cache}
+    return {**own, "root": data_root, "seed": params["data_seed"], "cache": cache}
 
 
 if __name__ == "__main__":

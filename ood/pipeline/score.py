@@ -65,12 +65,12 @@ def score(name: str, P: Mapping[str, Any], root: Path) -> tuple[pd.DataFrame, pd
     headline_param = detector.method.headline
     rows, costs = E.score_detector(detector, bench, batch_size=Ev["batch_size"], fit_s=fit_s,
                                    variants=detector.scores if headline_param else None,
-                                   subset=evaluation.get("subset"), seed=P["seed"])
+                                   subset=evaluation.get("subset"), seed=P["data_seed"])
     ablations = [rows] if headline_param else []
     for ab in detector.ablations(evaluation):
         variant = detector.with_params(**ab.params)
         more, _ = E.score_detector(variant, bench, batch_size=Ev["batch_size"], variants=variant.scores, labels=ab.labels,
-                                   sets=[ID_SET, *bench.ood], subset=ab.subset, seed=P["seed"])
+                                   sets=[ID_SET, *bench.ood], subset=ab.subset, seed=P["data_seed"])
         head = f"{name}[{detector.hparams[headline_param]}]"
         ablations.append(more[more["detector"] == head].assign(detector=f"{name}[{ab.name}]"))
     if E.shard()[0] != 0:
@@ -175,7 +175,7 @@ def _checks(det: Any, bench: Any, P: Mapping[str, Any], evaluation: Mapping[str,
 
     from ..evaluation.image import subset_indices
 
-    idx = subset_indices(len(bench.val), 200, P["seed"], VAL_SET)
+    idx = subset_indices(len(bench.val), 200, P["data_seed"], VAL_SET)
     x = torch.stack([bench.val[i][0] for i in idx])
     return {**det.checks(x, [(VAL_SET, i) for i in idx]), "n": len(idx), "params": {**det.hparams, **evaluation}}
 
@@ -197,7 +197,7 @@ def _dense(name: str, P: Mapping[str, Any], root: Path) -> Scoring:
         detector.model, bench, [], {}, detectors={name: detector}, batch_size=P["segmenter"]["batch_size"],
         bins=DE["bins"], component_threshold=DE["component_threshold"], min_size=DE["min_size"],
         min_gt_size=DE["min_gt_size"], scores_path=scores)
-    summary = ood.metrics.summarize_dense(accumulators, n_boot=E["bootstrap"], level=E["ci_level"], seed=P["seed"])
+    summary = ood.metrics.summarize_dense(accumulators, n_boot=E["bootstrap"], level=E["ci_level"], seed=P["data_seed"])
     summary.to_csv(out / f"{name}_summary.csv", index=False)
     costs.to_csv(out / f"{name}_costs.csv", index=False)
     both = pd.concat([pd.read_csv(out / "dense_posthoc_summary.csv"), summary])
@@ -233,7 +233,7 @@ def _localise(name: str, det: Any, bench: Any, P: Mapping[str, Any], root: Path)
 
     E, L, DE = P["evaluate"], P["localisation"], P["dense_evaluate"]
     loc_name = f"{bench.name}_loc"
-    loc = localisation_set(bench, L["n"], seed=P["seed"], side=tuple(L["side"]))
+    loc = localisation_set(bench, L["n"], seed=P["data_seed"], side=tuple(L["side"]))
     x_loc, masks = loc.tensors[0], loc.tensors[1].numpy().astype(np.uint8)
     maps = {name: torch.cat([det.score_map(x_loc[i:i + 512]) for i in range(0, len(loc), 512)]).numpy()}
     means = class_means(det.model, bench.train, len(bench.classes), E["batch_size"])
@@ -246,7 +246,7 @@ def _localise(name: str, det: Any, bench: Any, P: Mapping[str, Any], root: Path)
                     min_gt_size=DE["min_gt_size"])
     accumulators = {d: {g: ood.metrics.dense_accumulators(m[keep], masks[keep], **settings) for g, keep in subsets.items()}
                     for d, m in maps.items()}
-    summary = ood.metrics.summarize_dense(accumulators, n_boot=E["bootstrap"], level=E["ci_level"], seed=P["seed"])
+    summary = ood.metrics.summarize_dense(accumulators, n_boot=E["bootstrap"], level=E["ci_level"], seed=P["data_seed"])
     (root / "reports" / loc_name).mkdir(parents=True, exist_ok=True)
     summary.to_csv(root / "reports" / loc_name / f"{name}_summary.csv", index=False)
     (root / "reports" / "scores" / loc_name).mkdir(parents=True, exist_ok=True)

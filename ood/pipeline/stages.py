@@ -137,7 +137,7 @@ def _method_stages(name: str, cls: Any, root: Path) -> dict[str, dict[str, Any]]
     bench, section = (D, "dense_benchmark") if m.dense else (B, "benchmark")
     model, ckpt = f"models/{bench}/{m.model}.pt", f"models/{bench}/{m.checkpoint_stem(name)}.pt"
     own = [cls.__module__]
-    reads = ["seed", "data", section, *m.reads]
+    reads = ["seed", "data_seed", "data", section, *m.reads]
     stages = {train: _notebook(
         train, "train", method=name, modules=own, root=root,
         deps=[model, *([f"reports/{bench}/{m.model}.json"] if m.fine_tunes else []), "data"],
@@ -177,22 +177,22 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
     dense = {name: DENSE_TRAINED[name] for name in DENSE_TRAINED}
     nb = dict(root=root)
     out: dict[str, dict[str, Any]] = {
-        "data": _notebook("data", "data", deps=["data"], params=["seed", "data", "benchmark", "dense_benchmark", "localisation"],
+        "data": _notebook("data", "data", deps=["data"], params=["data_seed", "data", "benchmark", "dense_benchmark", "localisation"],
                           outs=[f"reports/{B}/data.json", f"reports/{D}/data.json"], **nb),
         "classifier": _notebook("classifier", "classifier", deps=["data"],
-                                params=["seed", "data", "benchmark", "classifier", "evaluate.batch_size"],
+                                params=["seed", "data_seed", "data", "benchmark", "classifier", "evaluate.batch_size"],
                                 outs=[f"models/{B}/classifier.pt", f"reports/{B}/classifier.json"], **nb),
         "posthoc": _notebook("posthoc", "posthoc", deps=[f"models/{B}/classifier.pt", "data"],
-                             params=["seed", "data", "benchmark", "detectors", "evaluate"],
+                             params=["data_seed", "data", "benchmark", "detectors", "evaluate"],
                              outs=[f"reports/scores/{B}/posthoc.csv", f"reports/{B}/posthoc_costs.csv"], **nb),
     }
     for name, cls in image.items():
         out.update(_method_stages(name, cls, root))
-    out["segmenter"] = _notebook("segmenter", "segmenter", deps=["data"], params=["seed", "data", "dense_benchmark", "segmenter"],
+    out["segmenter"] = _notebook("segmenter", "segmenter", deps=["data"], params=["seed", "data_seed", "data", "dense_benchmark", "segmenter"],
                                  outs=[f"models/{D}/segmenter.pt", f"reports/{D}/segmenter.json"], **nb)
     out["dense_posthoc"] = _notebook(
         "dense_posthoc", "dense_posthoc", deps=[f"models/{D}/segmenter.pt", "data"],
-        params=["seed", "data", "dense_benchmark", "segmenter.batch_size", "dense_detectors", "dense_evaluate", "evaluate"],
+        params=["data_seed", "data", "dense_benchmark", "segmenter.batch_size", "dense_detectors", "dense_evaluate", "evaluate"],
         outs=[f"reports/scores/{D}/dense_posthoc.npz", f"reports/{D}/dense_posthoc_summary.csv",
               f"reports/{D}/dense_posthoc_costs.csv", f"reports/{D}/gallery"], **nb)
     for name, cls in dense.items():
@@ -208,7 +208,7 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
     out["summarize"] = {
         "cmd": "python -m ood.pipeline.summarize",
         "deps": [*code_deps(["ood.pipeline.summarize"], root), *results],
-        "params": ["seed", "benchmark.name", "dense_benchmark.name", "detectors.names", "dense_detectors.names",
+        "params": ["data_seed", "benchmark.name", "dense_benchmark.name", "detectors.names", "dense_detectors.names",
                    "dense_evaluate.bins", "combine", "evaluate.bootstrap", "evaluate.ci_level"],
         "outs": [f"reports/{B}/summary.csv", f"reports/{D}/summary.csv", f"reports/{B}_loc/summary.csv",
                  f"reports/scores/{B}/combine.csv", f"reports/{B}/ablations.csv", f"reports/{B}/paired.csv",

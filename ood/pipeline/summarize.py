@@ -278,7 +278,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     evaluated = pd.concat([scores, combined], ignore_index=True)
     evaluated = evaluated[evaluated["set"] != VAL_SET]
     replicates: dict[str, dict] = {}
-    summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"],
+    summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["data_seed"],
                           replicates=replicates)
     summary.to_csv(reports / name / "summary.csv", index=False)
     roc, pr = curve_files(evaluated)
@@ -287,7 +287,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     detectors = list(pd.unique(evaluated["detector"]))
     best = best_baselines(summary, params["detectors"]["names"], list(groups), "auroc")
     paired = paired_differences(evaluated, reference_comparisons(detectors, best, groups, C["names"]), groups,
-                                n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"], replicates=replicates)
+                                n_boot=E["bootstrap"], level=E["ci_level"], seed=params["data_seed"], replicates=replicates)
     paired["p_holm"] = M.holm(paired["p"])  # one family: every row of the table
     paired.to_csv(reports / name / "paired.csv", index=False)
 
@@ -302,7 +302,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     ablation_files = sorted((reports / "scores" / name / "ablations").glob("*.csv"))
     ablations = pd.concat([pd.read_csv(f) for f in ablation_files], ignore_index=True) if ablation_files else None
     ablation_summary = (M.summarize(ablations[ablations["set"] != VAL_SET], groups, n_boot=E["bootstrap"],
-                                    level=E["ci_level"], seed=params["seed"])
+                                    level=E["ci_level"], seed=params["data_seed"])
                         if ablations is not None else pd.DataFrame(columns=M.SUMMARY_COLUMNS))
     ablation_summary.to_csv(reports / name / "ablations.csv", index=False)
     ablation_json = metrics_json({name: ({}, ablation_summary)}) if ablations is not None else {}
@@ -325,7 +325,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     accumulators = dense_pixel_accumulators(root, dense, params["dense_evaluate"]["bins"])
     dense_paired = dense_paired_differences(accumulators, reference_comparisons(list(accumulators), best,
                                                                                 {t: [] for t in dense_sets}),
-                                            n_boot=E["bootstrap"], level=E["ci_level"], seed=params["seed"])
+                                            n_boot=E["bootstrap"], level=E["ci_level"], seed=params["data_seed"])
     dense_paired["p_holm"] = M.holm(dense_paired["p"])
     dense_paired.to_csv(reports / dense / "paired.csv", index=False)
     if (reports / loc).is_dir():

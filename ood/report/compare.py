@@ -138,8 +138,8 @@ def render_html(baseline: Any, runs: Sequence[Any], table: pd.DataFrame, params:
         _table(["param", *map(html.escape, names)], param_rows, "params") if len(params) else "<p>None.</p>",
         "<h2>Results</h2><p class='note'>Percent; value [bootstrap CI of the run]. Δ = run − baseline in percentage "
         f"points [{level * 100:g} % paired bootstrap interval: both runs' per-image scores resampled with the same draws, "
-        f"{n_boot} resamples, seed {seed}; images paired by (set, index), so only for runs with the baseline's seed: "
-        "another seed draws other data splits; see Seeds for those]. "
+        f"{n_boot} resamples, data seed {seed}; images paired by (set, index), so only for runs with the baseline's "
+        "data seed: another one draws other splits and sets]. "
         "<span class='sig better'>Bold green</span> / <span class='sig worse'>red</span>: the interval excludes 0 "
         "(better / worse). † difference of values alone: no per-image scores of the same images in both runs "
         "(dense benchmarks keep per-pixel maps; a run's scores may be missing from the cache).</p>",

@@ -17,10 +17,16 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
 .PHONY: study test test-slow lab data setup lock clean-venv
 
+# SEEDS=N: the study for N training seeds (DVC experiments), then reports/seeds/ (README, "Seeds").
 study: data
 	python -m ood.pipeline.params  # the whole params.yaml, before any stage (each stage checks what it reads)
+ifdef SEEDS
+	python -m ood.pipeline.seeds run $(SEEDS)
+	@echo "Seed report: reports/seeds/report.html   Tables: reports/seeds/tables.md, tables.tex"
+else
 	dvc repro
 	@echo "Report: reports/report.html   Metrics: reports/metrics.json (dvc metrics show)"
+endif
 
 test: $(STAMP)
 	pytest -q $(PYTEST_ARGS)

@@ -7,9 +7,9 @@ detector's own ``Param`` rules (e.g. a device name) share one set of checkers.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-__all__ = ["Checker", "boolean", "choice", "device", "integer", "number", "optional", "pair", "text", "threshold_rule",
+__all__ = ["Checker", "boolean", "choice", "device", "flatten", "integer", "number", "optional", "pair", "text", "threshold_rule",
            "unique_list"]
 
 Checker = Callable[[Any], "str | None"]
@@ -101,3 +101,14 @@ def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     if hi is not None:
         return f" <= {hi}"
     return ""
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Params with dotted keys, as ``dvc exp show`` and ``-S`` name them (an empty mapping is a leaf)."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

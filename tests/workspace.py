@@ -27,11 +27,12 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict[str, str] | Non
 
 
 def copy_repo(work: Path) -> None:
-    """The repository's tracked and untracked-but-not-ignored files, without outputs."""
+    """The repository's tracked and untracked-but-not-ignored files, without outputs (the committed
+    seed spread, a dependency of the report, is kept)."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
     for f in files:
-        if (REPO / f).is_file() and not f.startswith(("reports/", "models/")):
+        if (REPO / f).is_file() and (not f.startswith(("reports/", "models/")) or f.startswith("reports/seeds/")):
             (work / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, work / f)
 

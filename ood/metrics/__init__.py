@@ -14,18 +14,21 @@ Modules (everything public is re-exported here, so ``ood.metrics.X`` works for a
     SegmentMeIfYouCan component metrics ``siou``, ``ppv``, ``mean_f1``: :class:`ComponentMetrics`.
 :mod:`~ood.metrics.dense`
     Both dense accumulators over a dataset: :func:`dense_metrics`, :func:`summarize_dense`.
+:mod:`~ood.metrics.seeds`
+    Verdicts over training seeds: :func:`seed_test`, :func:`one_run_test`, :func:`seeds_needed`.
 :mod:`~ood.metrics.segmentation`
     Segmenter quality: :func:`pixel_confusion`, :func:`iou_per_class`, :func:`mean_iou`.
 """
 
-from . import bootstrap, components, dense, image, paired, pixel, segmentation
+from . import bootstrap, components, dense, image, paired, pixel, seeds, segmentation
 from .bootstrap import *  # noqa: F401,F403 - each module's __all__ is the public API
 from .components import *  # noqa: F401,F403
 from .dense import *  # noqa: F401,F403
 from .image import *  # noqa: F401,F403
 from .paired import *  # noqa: F401,F403
 from .pixel import *  # noqa: F401,F403
+from .seeds import *  # noqa: F401,F403
 from .segmentation import *  # noqa: F401,F403
 
 __all__ = [*image.__all__, *bootstrap.__all__, *paired.__all__, *pixel.__all__, *components.__all__, *dense.__all__,
-           *segmentation.__all__]
+           *seeds.__all__, *segmentation.__all__]

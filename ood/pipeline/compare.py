@@ -36,11 +36,12 @@ from dvc_data.index import DataIndexDirError
 
 from .. import metrics as M
 from ..io import atomic_write
+from ..schema import flatten
 from ..report.compare import HEADLINE_SETS, MODEL, headline_metric, render_html
 from ..sets import ID_SET, VAL_SET
 
 __all__ = ["CompareError", "Run", "compare", "differing_params", "headline_frame", "list_experiments", "load_run",
-           "main", "resolve", "seed_summary", "settings", "data_seed"]
+           "main", "resolve", "run_groups", "run_scores", "seed_summary", "settings", "data_seed"]
 
 # What the summarize stage writes: metrics (git), summary tables and per-image scores (DVC outs);
 # ablations.json has the same shape as metrics.json, with other detector names.
@@ -108,16 +109,6 @@ def resolve(root: Path, names: Sequence[str], available: Mapping[str, str | None
     return out
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, Mapping) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _tidy_metrics(doc: Mapping[str, Any]) -> list[tuple]:
     rows = []
     for bench, entry in doc.items():
@@ -130,7 +121,7 @@ def _tidy_metrics(doc: Mapping[str, Any]) -> list[tuple]:
 def load_run(root: Path, name: str, rev: str | None) -> Run:
     """Params, metrics and (where the DVC cache has them) the summary tables' intervals of one run."""
     fs = DVCFileSystem(str(root), rev=rev)
-    params = _flatten(yaml.safe_load(fs.read_text("params.yaml")) or {})
+    params = flatten(yaml.safe_load(fs.read_text("params.yaml")) or {})
     rows = [r for path in METRICS_FILES if fs.exists(path) for r in _tidy_metrics(json.loads(fs.read_text(path)))]
     results = pd.DataFrame(rows, columns=[*KEY, "value"])
     notes, intervals = [], []
@@ -150,7 +141,7 @@ def load_run(root: Path, name: str, rev: str | None) -> Run:
     return Run(name, rev, params, results, fs, notes)
 
 
-def _scores(run: Run, bench: str) -> pd.DataFrame | None:
+def run_scores(run: Run, bench: str) -> pd.DataFrame | None:
     """Per-image test scores of ``bench`` (every scores file, ablations included), or None."""
     try:
         paths = [p for pattern in SCORES_GLOBS for p in run.fs.glob(pattern.format(bench=bench))]
@@ -168,7 +159,7 @@ def _scores(run: Run, bench: str) -> pd.DataFrame | None:
     return scores[scores["set"] != VAL_SET]
 
 
-def _groups(run: Run, bench: str) -> dict[str, list[str]]:
+def run_groups(run: Run, bench: str) -> dict[str, list[str]]:
     try:
         return json.loads(run.fs.read_text(f"reports/{bench}/data.json"))["groups"]
     except (FileNotFoundError, KeyError):
@@ -249,7 +240,7 @@ def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
 
     def boot(run: Run, bench: str) -> dict[str, _Boot]:
         if (run.name, bench) not in boots:
-            scores = _scores(run, bench)
+            scores = run_scores(run, bench)
             boots[run.name, bench] = {} if scores is None else _bootstrap(scores, n_boot, seed)
         return boots[run.name, bench]
 
@@ -263,7 +254,7 @@ def compare(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
         same_images = data_seed(run.params) == data_seed(baseline.params)
         for bench in pd.unique(run.results["benchmark"]) if same_images else []:
             base_boot = boot(baseline, bench)
-            paired = _paired_deltas(base_boot, boot(run, bench), _groups(baseline, bench), level) if base_boot else None
+            paired = _paired_deltas(base_boot, boot(run, bench), run_groups(baseline, bench), level) if base_boot else None
             if paired is not None and len(paired):
                 t.update(paired.assign(benchmark=bench).set_index(KEY))
         frames.append(t.reset_index().assign(run=run.name))

@@ -228,7 +228,8 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
               f"reports/{B}/posthoc_costs.csv", f"reports/{B}/ablations.csv", f"reports/{B}/paired.csv",
               f"reports/scores/{B}/posthoc.csv", f"reports/scores/{B}/combine.csv", f"reports/{B}_loc/summary.csv",
               f"reports/{D}/segmenter.json", f"reports/{D}/summary.csv", f"reports/{D}/paired.csv",
-              f"reports/{D}/dense_posthoc_costs.csv", f"reports/{D}/gallery", *method_files],
+              f"reports/{D}/dense_posthoc_costs.csv", f"reports/{D}/gallery", *method_files,
+              "reports/seeds/study.json", "reports/seeds/comparisons.csv"],  # the committed seed spread
         params=["combine", "evaluate.bootstrap", "evaluate.ci_level"], outs=[])
     return out
 

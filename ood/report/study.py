@@ -24,9 +24,10 @@ from . import figures, tables
 from .html import details, img_tag
 from .provenance import provenance
 from .published import PROFILES, paper_vs_ours
+from .seeds import Spread, load_spread, with_seed_spread
 
 __all__ = ["Study", "auxiliary", "costs", "curves", "dense_maps", "dense_results", "every_detector", "glance", "image_results",
-           "intro", "load", "methods", "paired_tests", "provenance_table", "published", "show", "wins_and_losses"]
+           "intro", "load", "methods", "paired_tests", "seed_note", "provenance_table", "published", "show", "wins_and_losses"]
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Study:
     ablations: pd.DataFrame
     scores: pd.DataFrame
     cards: list[dict]
+    spread: Spread | None  # the committed seed study (reports/seeds/), None without one
 
     @property
     def reports(self) -> Path:
@@ -91,6 +93,7 @@ def load(P: Mapping[str, Any], root: Path) -> Study:
     reports = root / "reports"
     scores = pd.concat([pd.read_csv(f) for f in sorted((reports / "scores" / name).glob("*.csv"))], ignore_index=True)
     cards = [json.loads(f.read_text()) for f in [*(reports / name).glob("*_card.json"), *(reports / dense).glob("*_card.json")]]
+    spread, level = load_spread(root, P), P["evaluate"]["ci_level"]
     return Study(
         P=P, root=root, name=name, dense=dense,
         clf=json.loads((reports / name / "classifier.json").read_text()),
@@ -98,10 +101,11 @@ def load(P: Mapping[str, Any], root: Path) -> Study:
         data=json.loads((reports / name / "data.json").read_text()),
         summary=pd.read_csv(reports / name / "summary.csv"), dense_summary=pd.read_csv(reports / dense / "summary.csv"),
         loc_summary=pd.read_csv(reports / f"{name}_loc" / "summary.csv"),
-        paired=pd.read_csv(reports / name / "paired.csv"), dense_paired=pd.read_csv(reports / dense / "paired.csv"),
+        paired=with_seed_spread(pd.read_csv(reports / name / "paired.csv"), spread, name, level),
+        dense_paired=with_seed_spread(pd.read_csv(reports / dense / "paired.csv"), spread, dense, level),
         ablations=pd.read_csv(reports / name / "ablations.csv"),
         scores=scores[scores["set"] != VAL_SET],  # ID validation rows fit combinations; they are not evaluated
-        cards=sorted(cards, key=lambda c: c["rank"]))
+        cards=sorted(cards, key=lambda c: c["rank"]), spread=spread)
 
 
 def intro(S: Study) -> list[Any]:
@@ -154,6 +158,23 @@ def wins_and_losses(S: Study) -> list[Any]:
     return out
 
 
+def seed_note(S: Study) -> str:
+    """What the ``sd`` in the paired tables is, where it comes from, and whether it is stale."""
+    if S.spread is None:
+        return ("**No seed spread**: these intervals cover the test images, not training; one training run decides "
+                "(`make study SEEDS=3` measures the spread and writes `reports/seeds/`).")
+    n = len(S.spread.seeds)
+    text = (f"**sd**: the std of the same difference over {n} training seeds (`reports/seeds/`, made by "
+            f"`{S.spread.command}`); ✓ also needs the test that adds this training noise to the difference's own "
+            f"variance (t with Welch–Satterthwaite df, Holm), so a difference inside the seed spread is never marked. "
+            f"No sd: the seed study has no such comparison (e.g. another best baseline there).")
+    if S.spread.stale:
+        keys = ", ".join(f"`{k}`" for k in S.spread.stale[:8]) + (" …" if len(S.spread.stale) > 8 else "")
+        text += (f" ⚠ **Stale spread**: it was measured with other parameters ({keys} differ); re-measure with "
+                 f"`make study SEEDS={n}`.")
+    return text
+
+
 def paired_tests(S: Study) -> list[Any]:
     paired, groups = S.paired, list(S.groups)
     per_set = tables.paired_table(paired, [*S.groups["near"], *S.groups["far"]], alpha=S.alpha, source=f"{S.name}/paired.csv",
@@ -164,7 +185,7 @@ def paired_tests(S: Study) -> list[Any]:
                  f"baseline on each set and group, and each combination against its parts), corrected together with "
                  f"**Holm's** step-down method: ✓ marks a difference whose Holm-adjusted p-value is at most {S.alpha:g} "
                  f"(family-wise error rate). Intervals are {S.level * 100:g} % and not adjusted. Green: a significant "
-                 f"win; red: a significant loss."),
+                 f"win; red: a significant loss. {seed_note(S)}"),
         tables.paired_table(paired, groups, alpha=S.alpha, source=f"{S.name}/paired.csv",
                             caption="AUROC difference (points), a − reference, near/far averages"),
         HTML(details("<b>Per OOD set</b> (click to open)", per_set.to_html())),
@@ -239,7 +260,8 @@ def dense_results(S: Study) -> list[Any]:
     out.append(Markdown(
         f"**Paired tests**: pixel AP and FPR95 differences (points) against MSP and the best per-pixel baseline of "
         f"each set (by AP), scenes resampled alike for both maps; p-values from the bootstrap standard error, "
-        f"**{len(S.dense_paired)} comparisons** corrected with Holm (✓: adjusted p ≤ {S.alpha:g}). A lower FPR95 is a win."))
+        f"**{len(S.dense_paired)} comparisons** corrected with Holm (✓: adjusted p ≤ {S.alpha:g}). A lower FPR95 is a win. "
+        f"{seed_note(S)}"))
     for metric in ("ap", "fpr95"):
         out.append(tables.paired_table(S.dense_paired[S.dense_paired["metric"] == metric], list(pd.unique(S.dense_summary["set"])),
                                        alpha=S.alpha, source=f"{S.dense}/paired.csv",

@@ -166,7 +166,9 @@ def paired_frame(paired: pd.DataFrame, targets: Sequence[str], roles: Sequence[s
     """Detector x (target, comparison) cells ``"+3.1 [+2.0, +4.2] ✓"`` from a paired table
     (:func:`ood.pipeline.summarize.paired_differences` with ``p_holm``): the difference in points, its
     interval, ✓ where the Holm-adjusted p is at most ``alpha``. A comparison column is named by
-    its reference detector (``vs msp``, ``vs best: knn``, ``vs energy``)."""
+    its reference detector (``vs msp``, ``vs best: knn``, ``vs energy``). With the seed spread
+    (:func:`ood.report.seeds.with_seed_spread`: ``seed_std``, ``p_seed_holm``) a cell also shows the
+    between-seed std of the difference (``sd 4.0``), and ✓ needs the test that counts it as well."""
     rows: dict[str, dict[tuple[str, str], str]] = {}
     columns: list[tuple[str, str]] = []
     for r in paired.itertuples(index=False):
@@ -176,7 +178,12 @@ def paired_frame(paired: pd.DataFrame, targets: Sequence[str], roles: Sequence[s
             if role in r.role.split("; "):
                 column = (r.set, f"vs best: {r.b}" if role == "vs best baseline" else f"vs {r.b}")
                 cell = f"{100 * r.diff:+.{digits}f} [{100 * r.lo:+.{digits}f}, {100 * r.hi:+.{digits}f}]"
-                rows.setdefault(r.a, {})[column] = cell + (" ✓" if r.p_holm <= alpha else "")
+                found = r.p_holm <= alpha
+                seed_std = getattr(r, "seed_std", float("nan"))
+                if not pd.isna(seed_std):
+                    cell += f" sd {100 * seed_std:.{digits}f}"
+                    found = found and r.p_seed_holm <= alpha
+                rows.setdefault(r.a, {})[column] = cell + (" ✓" if found else "")
                 columns += [column] if column not in columns else []
     columns.sort(key=lambda c: list(targets).index(c[0]))  # stable: the comparisons keep their order
     index = pd.MultiIndex.from_tuples(columns, names=["set", "comparison"])

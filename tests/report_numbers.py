@@ -14,7 +14,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from bs4 import BeautifulSoup
+
+from ood.report.seeds import load_spread, with_seed_spread
 
 from ood.report.tables import METRIC_LABELS
 
@@ -73,7 +76,17 @@ def problems(root: Path) -> list[str]:
                     continue
                 where = f"{source} [{' / '.join(index)}] {column}: {cell!r}"
                 got = numbers(cell)
-                if file in ("summary.csv", "ablations.csv"):
+                if file.startswith("subsets.csv#"):  # every detector on the images of a subset detector
+                    subset = pd.read_csv(reports / bench / "subsets.csv")
+                    subset = subset[subset["subset"] == file.partition("#")[2]].set_index(["detector", "set", "metric"])
+                    detector = index[-1].removesuffix(" †")
+                    set_name, metric = (column[0], "auroc") if "glance" in attrs.get("class", []) else (column[0], LABEL_METRIC[column[1]])
+                    r = subset.loc[(detector, set_name, metric)]
+                    if len(got) not in (1, 3) or not all(close(g, 100 * v) for g, v in zip(got, (r["value"], r["lo"], r["hi"]))):
+                        bad.append(f"{where} != {100 * r['value']:.2f} ({100 * r['lo']:.2f}–{100 * r['hi']:.2f})")
+                    if r["member"]:
+                        seen.setdefault(bench, set()).add(detector)
+                elif file in ("summary.csv", "ablations.csv"):
                     detector = index[-1].removesuffix(" †")
                     set_name, metric = (column[0], "auroc") if "glance" in attrs.get("class", []) else (column[0], LABEL_METRIC[column[1]])
                     values = (ablations if file == "ablations.csv" else metrics)[bench]["detectors"][detector][set_name]
@@ -84,7 +97,9 @@ def problems(root: Path) -> list[str]:
                     if len(got) not in (1, 3) or not all(close(g, 100 * r) for g, r in zip(got, ref)):
                         bad.append(f"{where} != {[round(100 * r, 3) for r in ref]}")
                 elif file == "paired.csv":
-                    paired = pd.read_csv(reports / bench / file)
+                    level = float(re.search(r"ci_level: ([\d.]+)", (root / "params.yaml").read_text()).group(1))
+                    spread = load_spread(root, yaml.safe_load((root / "params.yaml").read_text()))
+                    paired = with_seed_spread(pd.read_csv(reports / bench / file), spread, bench, level)
                     ref_detector = column[1].removeprefix("vs ").removeprefix("best: ")
                     row = paired[(paired["a"] == index[-1]) & (paired["b"] == ref_detector) & (paired["set"] == column[0])
                                  & (paired["metric"] == attrs["data-metric"])]
@@ -92,10 +107,13 @@ def problems(root: Path) -> list[str]:
                         bad.append(f"{where}: no such comparison in {source}")
                         continue
                     r = row.iloc[0]
-                    alpha = 1 - float(re.search(r"ci_level: ([\d.]+)", (root / "params.yaml").read_text()).group(1))
-                    if not all(close(g, 100 * v) for g, v in zip(got, (r["diff"], r["lo"], r["hi"]))) or \
-                            ("✓" in cell) != (r["p_holm"] <= alpha):
-                        bad.append(f"{where} != {r['diff'] * 100:+.2f} [{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}] p_holm {r['p_holm']:.3g}")
+                    alpha = 1 - level
+                    has_sd = not pd.isna(r["seed_std"])  # the committed seed spread of this comparison
+                    found = r["p_holm"] <= alpha and (not has_sd or r["p_seed_holm"] <= alpha)
+                    ref = (r["diff"], r["lo"], r["hi"], *([r["seed_std"]] if has_sd else []))
+                    if len(got) != len(ref) or not all(close(g, 100 * v) for g, v in zip(got, ref)) or ("✓" in cell) != found:
+                        bad.append(f"{where} != {r['diff'] * 100:+.2f} [{r['lo'] * 100:+.2f}, {r['hi'] * 100:+.2f}] "
+                                   f"sd {r['seed_std'] * 100:.2f} p_holm {r['p_holm']:.3g} p_seed_holm {r['p_seed_holm']:.3g}")
                 elif source == "costs":
                     mine = costs[(costs["benchmark"] == index[0]) & (costs["detector"] == index[1].removesuffix(" †"))]
                     col = {"scoring s": "score_s", "× one forward": "cost_vs_forward", "training s": "fit_s"}.get(column[0])

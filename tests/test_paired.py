@@ -128,3 +128,32 @@ def test_dense_paired_differences_match_sklearn_and_resample_scenes_alike() -> N
     same = out.loc[("good", "ap")]  # the same scenes drawn for both: a zero difference in every replicate
     assert same["diff"] == 0 and same["lo"] == same["hi"] == 0 and same["p"] == 1.0
     assert set(pd.unique(out.index.get_level_values("metric"))) == {"ap", "fpr95"}
+
+
+def test_a_subset_detector_is_ranked_only_among_detectors_on_its_images() -> None:
+    """`subset_summaries`: every detector restricted to the images a subset detector scored (and only
+    those that have them all), each value equal to sklearn's AUROC on exactly those images."""
+    from ood.pipeline.summarize import subset_summaries
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for det, shift in (("msp", 0.5), ("knn", 1.0)):
+        for s, n, mu in (("id", 60, 0.0), ("a", 40, shift), ("b", 40, 2 * shift)):
+            rows += [(det, s, i, float(x), s != "id") for i, x in enumerate(rng.normal(mu, 1, n))]
+    scores = pd.DataFrame(rows, columns=["detector", "set", "index", "score", "is_ood"])
+    keep = {"id": [1, 5, 7, 20, 33, 40, 59], "a": [0, 3, 9, 11], "b": [2, 4, 6, 8, 39]}
+    sub = pd.concat([scores[(scores["detector"] == "msp") & (scores["set"] == s) & scores["index"].isin(i)] for s, i in keep.items()])
+    partial = scores[(scores["detector"] == "knn") & (scores["set"] != "b")]  # lacks set b: not in the company
+    scores = pd.concat([scores, sub.assign(detector="dg", score=sub["score"] * -1.0), partial.assign(detector="half")])
+    out = subset_summaries(scores, {"near": ["a"], "far": ["b"]}, n_boot=20)
+    assert set(out["subset"]) == {"dg", "half"}
+    dg = out[out["subset"] == "dg"].set_index(["detector", "set", "metric"])
+    assert set(dg.index.get_level_values(0)) == {"msp", "knn", "dg"}  # not "half": it lacks those images in b
+    assert dg["member"].groupby(level=0).first().to_dict() == {"dg": True, "knn": False, "msp": False}
+    for det in ("msp", "knn", "dg"):
+        mine = scores[scores["detector"] == det]
+        ids = mine[(mine["set"] == "id") & mine["index"].isin(keep["id"])]["score"]
+        ood = mine[(mine["set"] == "a") & mine["index"].isin(keep["a"])]["score"]
+        want = roc_auc_score(np.r_[np.zeros(len(ids)), np.ones(len(ood))], np.r_[ids, ood])
+        assert dg.loc[(det, "a", "auroc"), "value"] == pytest.approx(want)
+    assert subset_summaries(scores[scores["detector"].isin(["msp", "knn"])], {"near": ["a"]}, n_boot=20).empty

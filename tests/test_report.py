@@ -323,3 +323,37 @@ def test_provenance_names_the_commit_params_and_data(tmp_path):
     assert "torch " in prov["packages"] and "nflows " in prov["packages"]
     (tmp_path / "params.yaml").write_text("seed: 1\n")
     assert "uncommitted changes" in provenance(tmp_path)["code (git)"]
+
+
+def test_a_subset_detector_is_never_ranked_against_full_set_numbers(scores_df):
+    """A detector scored on a subset ("dg": 30 ID images, 10 per set) scores perfectly there; the
+    glance ranking, the bolded tables and the curves of the full sets leave it out, and its own
+    section ranks it among every detector on its images only."""
+    from IPython.display import Markdown
+
+    from ood.pipeline.summarize import subset_summaries
+    from ood.report import study
+
+    keep = scores_df["index"] < np.where(scores_df["set"] == "id", 30, 10)
+    dg = scores_df[keep].assign(detector="dg")
+    dg["score"] = dg["is_ood"].astype(float) * 10.0
+    scores = pd.concat([scores_df, dg], ignore_index=True)
+    S = study.Study(P={"detectors": {"names": ["msp", "energy", "knn"]}, "evaluate": {"ci_level": 0.95, "bootstrap": 20}},
+                    root=None, name="img", dense="scenes", clf={"accuracy": 0.9}, seg={}, data={"groups": GROUPS},
+                    summary=M.summarize(scores, GROUPS, n_boot=20), dense_summary=None, loc_summary=None,
+                    paired=pd.DataFrame({"role": ["vs best baseline"] * 2, "set": ["near", "far"], "b": ["energy", "knn"]}),
+                    dense_paired=None, ablations=None, scores=scores,
+                    cards=[{"name": "dg", "outlier_exposure": False}], subsets=subset_summaries(scores, GROUPS, n_boot=20),
+                    spread=None)
+    assert S.on_subset == {"dg": "dg"}
+    glance = study.glance(S)
+    assert isinstance(glance[0], Markdown) and "dg" in glance[0].data
+    assert "dg" not in glance[1].data.index  # the full-set ranking
+    assert all("dg" not in part.data.index for part in study.image_results(S)[1:] if hasattr(part, "data") and
+               isinstance(part.data, pd.DataFrame))
+    own = study.subset_results(S)
+    ranking = own[1].data
+    assert ranking.index[0] == "dg" and set(ranking.index) == {"dg", "msp", "energy", "knn"}
+    restricted = S.subsets[(S.subsets["detector"] == "msp") & (S.subsets["set"] == "shirt") & (S.subsets["metric"] == "auroc")]
+    ids, ood = _sel(scores_df, "msp", "id")[:30], _sel(scores_df, "msp", "shirt")[:10]
+    assert restricted["value"].iat[0] == pytest.approx(M.auroc(ids, ood))

@@ -190,3 +190,5 @@ def test_one_seed_report_does_not_mark_a_difference_inside_the_seed_spread(tmp_p
     assert tables.paired_frame(knn, ["near"]).iat[0, 0].endswith("✓")
     assert SR.load_spread(tmp_path, {"knob": 2}).stale == ["knob"]
     assert SR.load_spread(tmp_path / "none", {"knob": 1}) is None
+    (folder / "study.json").write_text(json.dumps({"command": None, "seeds": [], "params": {}}))  # as committed before any
+    assert SR.load_spread(tmp_path, {"knob": 1}) is None

@@ -165,7 +165,7 @@ def verdicts(per_seed: pd.DataFrame, level: float) -> pd.DataFrame:
     for _, idx in out.groupby("benchmark").groups.items():
         out.loc[idx, "p_holm"] = M.holm(out.loc[idx, "p"].to_numpy())
     out["seeds_needed"] = out["seeds_needed"].astype("Int64")
-    return out
+    return out[[*out.columns[:17], "p_holm", "wins", "seeds_needed"]]
 
 
 # --------------------------------------------------------------------------------------------

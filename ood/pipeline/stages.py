@@ -210,7 +210,7 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
         "deps": [*code_deps(["ood.pipeline.summarize"], root), *results],
         "params": ["data_seed", "benchmark.name", "dense_benchmark.name", "detectors.names", "dense_detectors.names",
                    "dense_evaluate.bins", "combine", "evaluate.bootstrap", "evaluate.ci_level"],
-        "outs": [f"reports/{B}/summary.csv", f"reports/{D}/summary.csv", f"reports/{B}_loc/summary.csv",
+        "outs": [f"reports/{B}/summary.csv", f"reports/{B}/subsets.csv", f"reports/{D}/summary.csv", f"reports/{B}_loc/summary.csv",
                  f"reports/scores/{B}/combine.csv", f"reports/{B}/ablations.csv", f"reports/{B}/paired.csv",
                  f"reports/{D}/paired.csv"],
         "plots": [f"reports/{B}/roc.csv", f"reports/{B}/pr.csv"],
@@ -225,7 +225,7 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
     out["report"] = _notebook(
         "report", "report", html="reports/report.html", root=root,
         deps=["reports/metrics.json", f"reports/{B}/data.json", f"reports/{B}/classifier.json", f"reports/{B}/summary.csv",
-              f"reports/{B}/posthoc_costs.csv", f"reports/{B}/ablations.csv", f"reports/{B}/paired.csv",
+              f"reports/{B}/subsets.csv", f"reports/{B}/posthoc_costs.csv", f"reports/{B}/ablations.csv", f"reports/{B}/paired.csv",
               f"reports/scores/{B}/posthoc.csv", f"reports/scores/{B}/combine.csv", f"reports/{B}_loc/summary.csv",
               f"reports/{D}/segmenter.json", f"reports/{D}/summary.csv", f"reports/{D}/paired.csv",
               f"reports/{D}/dense_posthoc_costs.csv", f"reports/{D}/gallery", *method_files,

@@ -142,6 +142,31 @@ def paired_differences(scores: pd.DataFrame, comparisons: Sequence[tuple[str, st
                                        "p", "n_id", "n_ood"])
 
 
+def subset_summaries(evaluated: pd.DataFrame, groups: Mapping[str, Sequence[str]], *, n_boot: int = 200,
+                     level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Every detector on the images of each detector scored on fewer test images than the others (a
+    seeded subset, e.g. DiffGuard on a CPU): the only company it can be ranked in. Columns
+    ``subset`` (its first detector), ``member`` (scored on exactly those images), then
+    :data:`ood.metrics.SUMMARY_COLUMNS`; detectors that lack some of the images are left out."""
+    test = evaluated[evaluated["set"] != VAL_SET]
+    keys = {d: frozenset(map(tuple, df[["set", "index"]].to_numpy().tolist())) for d, df in test.groupby("detector", sort=False)}
+    full = max(len(k) for k in keys.values())
+    subsets: dict[frozenset, list[str]] = {}
+    for det, k in keys.items():
+        if len(k) < full:
+            subsets.setdefault(k, []).append(det)
+    frames = []
+    for images, members in subsets.items():
+        inside = [d for d, k in keys.items() if images <= k]
+        rows = test[test["detector"].isin(inside)]
+        rows = rows[pd.MultiIndex.from_frame(rows[["set", "index"]]).isin(list(images))]
+        sets = {s for s, _ in images}
+        table = M.summarize(rows, {g: m for g, m in groups.items() if set(m) <= sets}, n_boot=n_boot, level=level, seed=seed)
+        frames.append(table.assign(subset=members[0], member=table["detector"].isin(members)))
+    columns = ["subset", "member", *M.SUMMARY_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
 def comparison_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     """What the combinations claim: each ``a+b`` against ``b`` alone, and ``a`` alone against ``b``."""
     pairs = []
@@ -281,6 +306,8 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     summary = M.summarize(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"], seed=params["data_seed"],
                           replicates=replicates)
     summary.to_csv(reports / name / "summary.csv", index=False)
+    subset_summaries(evaluated, groups, n_boot=E["bootstrap"], level=E["ci_level"],
+                     seed=params["data_seed"]).to_csv(reports / name / "subsets.csv", index=False)
     roc, pr = curve_files(evaluated)
     roc.to_csv(reports / name / "roc.csv", index=False)
     pr.to_csv(reports / name / "pr.csv", index=False)

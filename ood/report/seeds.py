@@ -201,11 +201,11 @@ class Spread:
 
 def load_spread(root: Path, params: Mapping[str, Any]) -> Spread | None:
     """``reports/seeds/`` of the project at ``root``, checked against ``params`` (nested, as
-    params.yaml); None where no seed study was committed."""
+    params.yaml); None where no seed study was made (``study.json`` lists fewer than two seeds)."""
     folder = root / SEEDS
-    if not (folder / "study.json").exists():
+    study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").exists() else {"seeds": []}
+    if len(study["seeds"]) < 2:
         return None
-    study = json.loads((folder / "study.json").read_text())
     now = {k: v for k, v in flatten(params).items() if k != "seed"}
     stale = sorted(k for k in {*now, *study["params"]} if now.get(k, "(absent)") != study["params"].get(k, "(absent)"))
     return Spread(pd.read_csv(folder / "comparisons.csv"), list(study["seeds"]), stale, study["command"])

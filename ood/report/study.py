@@ -27,7 +27,8 @@ from .published import PROFILES, paper_vs_ours
 from .seeds import Spread, load_spread, with_seed_spread
 
 __all__ = ["Study", "auxiliary", "costs", "curves", "dense_maps", "dense_results", "every_detector", "glance", "image_results",
-           "intro", "load", "methods", "paired_tests", "seed_note", "provenance_table", "published", "show", "wins_and_losses"]
+           "intro", "load", "methods", "paired_tests", "provenance_table", "published", "seed_note", "show",
+           "subset_results", "wins_and_losses"]
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Study:
     ablations: pd.DataFrame
     scores: pd.DataFrame
     cards: list[dict]
+    subsets: pd.DataFrame  # every detector on the images of each detector scored on a subset
     spread: Spread | None  # the committed seed study (reports/seeds/), None without one
 
     @property
@@ -70,6 +72,17 @@ class Study:
     def trained(self) -> list[str]:
         """The trained methods, in the registry's order."""
         return [c["name"] for c in self.cards]
+
+    @property
+    def on_subset(self) -> dict[str, str]:
+        """Detectors scored on a seeded subset of the images -> the subset (``subsets.csv``) they are ranked in."""
+        members = self.subsets[self.subsets["member"]]
+        return dict(zip(members["detector"], members["subset"]))
+
+    @property
+    def full(self) -> pd.DataFrame:
+        """The summary of the detectors scored on every image: the ones ranked, bolded and plotted together."""
+        return self.summary[~self.summary["detector"].isin(self.on_subset)]
 
     def mark(self, detector: str) -> str:
         """``detector †`` where it (or a part of a combination) saw auxiliary outliers."""
@@ -99,7 +112,8 @@ def load(P: Mapping[str, Any], root: Path) -> Study:
         clf=json.loads((reports / name / "classifier.json").read_text()),
         seg=json.loads((reports / dense / "segmenter.json").read_text()),
         data=json.loads((reports / name / "data.json").read_text()),
-        summary=pd.read_csv(reports / name / "summary.csv"), dense_summary=pd.read_csv(reports / dense / "summary.csv"),
+        summary=pd.read_csv(reports / name / "summary.csv"), subsets=pd.read_csv(reports / name / "subsets.csv"),
+        dense_summary=pd.read_csv(reports / dense / "summary.csv"),
         loc_summary=pd.read_csv(reports / f"{name}_loc" / "summary.csv"),
         paired=with_seed_spread(pd.read_csv(reports / name / "paired.csv"), spread, name, level),
         dense_paired=with_seed_spread(pd.read_csv(reports / dense / "paired.csv"), spread, dense, level),
@@ -112,7 +126,7 @@ def intro(S: Study) -> list[Any]:
     E, C = S.P["evaluate"], S.P["combine"]
     exposed = [c["name"] for c in S.cards if c["outlier_exposure"]]
     counts = S.scores[S.scores["set"] == "id"].groupby("detector").size()
-    subsets = [f"{d}: {n} ID test images" for d, n in counts.items() if n < counts.max() and "+" not in d]
+    subsets = [f"{d}: {counts[d]} ID test images" for d in S.on_subset if "+" not in d]
     return [Markdown(f"""
 **How to read the numbers.** OOD is the positive class and every detector's score is *higher = more OOD*.
 All metrics are in %. FPR@95TPR is the fraction of ID samples (images, or pixels for dense benchmarks) scored above the
@@ -127,13 +141,16 @@ baselines see only ID data, so this is not a like-for-like comparison (each meth
 Combinations `a+b` add the two scores after standardising each on ID validation images (`combine.rule` = `{C['rule']}`),
 except {', '.join(f'`{m}+…`: {r}' for m, r in C['rules'].items())} (`trust`: b decides where its score lies outside the
 {C['band']} quantiles of its ID validation scores, a ranks the rest); nothing is fitted on test or OOD data. Detectors
-evaluated on a seeded **subset** of each set ({'; '.join(subsets) or 'none here'}) are not comparable with full-set rows in the
-tables below: the paired comparisons after them restrict both detectors to the same images.
+scored on a seeded **subset** of each set ({'; '.join(subsets) or 'none here'}) are ranked, bolded and plotted only next to the
+others *on the same images* ("Detectors scored on a subset" below), never against full-set numbers; the paired
+comparisons restrict both detectors to the images both scored.
 """)]
 
 
 def glance(S: Study) -> list[Any]:
-    return [tables.glance_table(S.summary.assign(detector=S.summary["detector"].map(S.mark)),
+    apart = [Markdown(f"Not ranked here (scored on a subset; see *Detectors scored on a subset*): {', '.join(S.on_subset)}.")
+             ] if S.on_subset else []
+    return apart + [tables.glance_table(S.full.assign(detector=S.full["detector"].map(S.mark)),
                                 ["near", "far", *S.groups["near"], *S.groups["far"]],
                                 caption=f"{S.name}: AUROC (%), ranked by the near-OOD average", source=f"{S.name}/summary.csv")]
 
@@ -141,18 +158,51 @@ def glance(S: Study) -> list[Any]:
 def image_results(S: Study) -> list[Any]:
     out: list[Any] = [Markdown(f"## {S.name} (image OOD detection)\nClassifier ID test accuracy: **{S.clf['accuracy'] * 100:.1f} %**. "
                                f"Near-OOD: {', '.join(S.groups['near'])}. Far-OOD: {', '.join(S.groups['far'])}.")]
-    shown = S.summary.assign(detector=S.summary["detector"].map(S.mark))
+    shown = S.full.assign(detector=S.full["detector"].map(S.mark))
     for metric, label in (("auroc", "AUROC (higher is better)"), ("fpr95", "FPR@95TPR (lower is better)")):
         out += [Markdown(f"**{label}**"), tables.results_table(shown, metric_pairs=(metric,), caption=S.caption(),
                                                                source=f"{S.name}/summary.csv")]
     return out
 
 
+def subset_results(S: Study) -> list[Any]:
+    """Each subset's detectors next to every other detector on the same images: ranking, AUROC
+    table (best in bold among them) and curves."""
+    out: list[Any] = []
+    for subset, rows in S.subsets.groupby("subset", sort=False):
+        members = list(rows.loc[rows["member"], "detector"].unique())
+        source = f"{S.name}/subsets.csv#{subset}"
+        n = S.scores[(S.scores["detector"] == members[0]) & (S.scores["set"] == "id")].shape[0]
+        table = rows.drop(columns=["subset", "member"])
+        best = table[table["detector"].isin(S.P["detectors"]["names"]) & (table["metric"] == "auroc")]
+        best = {g: best[best["set"] == g].sort_values("value")["detector"].iat[-1] for g in S.groups}
+        shown = list(dict.fromkeys([*members, "msp", *best.values()]))
+        keys = pd.MultiIndex.from_frame(S.scores.loc[S.scores["detector"] == members[0], ["set", "index"]])
+        scores = S.scores[S.scores["detector"].isin(shown)]
+        scores = scores[pd.MultiIndex.from_frame(scores[["set", "index"]]).isin(keys)]
+        fig, axes = plt.subplots(2, len(S.groups), figsize=(5.2 * len(S.groups), 9.6), layout="constrained")
+        for col, g in enumerate(S.groups):
+            figures.roc_curves(scores, g, shown, groups=S.groups, title=f"{S.name}, {subset}'s images: {g}-OOD", ax=axes[0, col])
+            figures.pr_curves(scores, g, shown, groups=S.groups, ax=axes[1, col])
+        out += [Markdown(f"### Detectors scored on a subset: {', '.join(members)}\n{', '.join(members)} scored a seeded "
+                         f"subset of {n} ID test images and as many per OOD set (at most); every detector below is "
+                         f"evaluated on exactly those images, so these numbers (and the base rate behind AUPR) are "
+                         f"comparable with each other, not with the full-set tables above."),
+                tables.glance_table(table.assign(detector=table["detector"].map(S.mark)), ["near", "far", *S.groups["near"],
+                                    *S.groups["far"]], caption=f"AUROC (%) on {subset}'s images, ranked by near-OOD",
+                                    source=source),
+                tables.results_table(table.assign(detector=table["detector"].map(S.mark)), metric_pairs=("auroc",),
+                                     caption=S.caption(), source=source),
+                HTML(img_tag(fig, dpi=80, alt=f"ROC and PR curves on {subset}'s images"))]
+    return out
+
+
 def wins_and_losses(S: Study) -> list[Any]:
-    """AUROC per set of each trained method next to MSP's, with intervals."""
+    """AUROC per set of each trained method next to MSP's on the same images, with intervals."""
     out = []
     for det in [d for d in S.trained if d in set(S.summary["detector"])]:
-        fig = figures.ci_plot(S.summary[S.summary["detector"].isin(["msp", det])], "auroc",
+        rows = S.subsets[S.subsets["subset"] == S.on_subset[det]] if det in S.on_subset else S.summary
+        fig = figures.ci_plot(rows[rows["detector"].isin(["msp", det])], "auroc",
                               sets=[*S.groups["near"], *S.groups["far"], "near", "far"])
         out.append(HTML(img_tag(fig, dpi=80, alt=f"{det} against MSP")))
     return out
@@ -189,9 +239,10 @@ def paired_tests(S: Study) -> list[Any]:
         tables.paired_table(paired, groups, alpha=S.alpha, source=f"{S.name}/paired.csv",
                             caption="AUROC difference (points), a − reference, near/far averages"),
         HTML(details("<b>Per OOD set</b> (click to open)", per_set.to_html())),
-        Markdown("**What each combination claims**: each combination against its post-hoc part alone, and the method alone "
-                 "against that part."),
-        tables.paired_table(claims, groups, roles=("combination part",), alpha=S.alpha, source=f"{S.name}/paired.csv")]
+        *([Markdown("**What each combination claims**: each combination against its post-hoc part alone, and the method "
+                    "alone against that part."),
+           tables.paired_table(claims, groups, roles=("combination part",), alpha=S.alpha, source=f"{S.name}/paired.csv")]
+          if len(claims) else [])]
 
 
 def auxiliary(S: Study) -> list[Any]:
@@ -207,7 +258,8 @@ def auxiliary(S: Study) -> list[Any]:
 def curves(S: Study) -> list[Any]:
     """ROC and PR curves of the trained methods, MSP and the best baseline of each group."""
     best = {g: S.paired.loc[S.paired["role"].str.contains("best") & (S.paired["set"] == g), "b"].iloc[0] for g in S.groups}
-    headline = list(dict.fromkeys(d for d in [*S.trained, "msp", *best.values()] if d in set(S.scores["detector"])))
+    headline = list(dict.fromkeys(d for d in [*S.trained, "msp", *best.values()]
+                                  if d in set(S.scores["detector"]) and d not in S.on_subset))  # subsets: their own curves
     shown = S.scores[S.scores["detector"].isin(headline)]
     fig, axes = plt.subplots(2, len(S.groups), figsize=(5.2 * len(S.groups), 9.6), layout="constrained")
     for col, g in enumerate(S.groups):

@@ -11,11 +11,11 @@ from typing import Any
 __all__ = ["atomic_torch_save", "atomic_write"]
 
 
-def atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename: never half a file."""
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` (text or bytes) to a temporary file beside ``path``, then rename: never half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
+    tmp.write_bytes(data) if isinstance(data, bytes) else tmp.write_text(data)
     tmp.replace(path)
 
 

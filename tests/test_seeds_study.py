@@ -53,7 +53,8 @@ def test_every_seed_runs_and_the_workspace_is_left_as_it_was(seeds: Path) -> Non
 def test_seed_values_and_comparisons_come_from_each_seeds_own_run(seeds: Path) -> None:
     values = pd.read_csv(seeds / "reports" / "seeds" / "values.csv")
     ws = json.loads((seeds / "reports" / "metrics.json").read_text())
-    row = values[(values["detector"] == "heatmap") & (values["set"] == "near") & (values["metric"] == "auroc")]
+    row = values[(values["benchmark"] == "fmnist6") & (values["detector"] == "heatmap") & (values["set"] == "near")
+                 & (values["metric"] == "auroc")]
     assert row.set_index("seed").loc[0, "value"] == pytest.approx(ws["fmnist6"]["detectors"]["heatmap"]["near"]["auroc"])
     assert row["value"].nunique() == 2  # another training seed, another network
     tests = pd.read_csv(seeds / "reports" / "seeds" / "comparisons.csv")

@@ -133,7 +133,8 @@ def comparisons(runs: Sequence[C.Run], summary: pd.DataFrame, params: Mapping[st
         if progress:
             print(f"paired differences of {run.name} (seed {seed})", file=sys.stderr)
         groups = C.run_groups(run, image)
-        detectors = [d for d in pd.unique(summary.loc[summary["benchmark"] == image, "detector"]) if d != C.MODEL]
+        detectors = [d for d in pd.unique(summary.loc[summary["benchmark"] == image, "detector"])
+                     if d != C.MODEL and "[" not in d]  # ablations (e.g. moodcat[oracle]) are not compared
         best = references(summary, image, params["detectors.names"], list(groups), "auroc")
         d = image_differences(run, image, detectors, best, groups, n_boot, level, data_seed)
         frames.append(d.assign(benchmark=image, seed=seed))

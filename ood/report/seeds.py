@@ -42,9 +42,15 @@ def _sets(summary: pd.DataFrame, bench: str) -> list[str]:
     return [*(s for s in HEADLINE_SETS if s in sets), *(s for s in sets if s not in HEADLINE_SETS)]
 
 
-def _wide(summary: pd.DataFrame, bench: str, metric: str, cell) -> pd.DataFrame:
-    """Detector x set of one benchmark and metric, each cell ``cell(row)``; detectors by headline mean."""
+def _is_ablation(detector: pd.Series) -> pd.Series:
+    return detector.str.contains("[", regex=False)  # e.g. moodcat[oracle]: reports/ablations.json
+
+
+def _wide(summary: pd.DataFrame, bench: str, metric: str, cell, ablations: bool = False) -> pd.DataFrame:
+    """Detector x set of one benchmark and metric (the ablations' rows, or every other), each cell
+    ``cell(row)``; detectors by headline mean."""
     t = summary[(summary["benchmark"] == bench) & (summary["metric"] == metric) & (summary["detector"] != MODEL)]
+    t = t[_is_ablation(t["detector"]) == ablations]
     sets = _sets(summary, bench)
     order = t[t["set"] == sets[0]].sort_values("mean", ascending=not M.HIGHER_IS_BETTER[metric])["detector"]
     order = [*order, *(d for d in pd.unique(t["detector"]) if d not in set(order))]
@@ -101,7 +107,7 @@ def _seed_values(values: pd.DataFrame, bench: str, metric: str) -> str:
 def _strip(values: pd.DataFrame, summary: pd.DataFrame, bench: str, metric: str, sets: Sequence[str]) -> plt.Figure:
     """Each detector's value per seed (dots) and mean (bar), one panel per set."""
     t = values[(values["benchmark"] == bench) & (values["metric"] == metric) & (values["detector"] != MODEL)]
-    order = list(_wide(summary, bench, metric, lambda r: "").index)
+    order = list(_wide(summary, bench, metric, lambda r: "").index)  # ablations aside
     fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 0.22 * len(order) + 1.2), sharey=True, squeeze=False)
     for ax, s in zip(axes[0], sets):
         part = t[t["set"] == s]
@@ -139,7 +145,7 @@ def render_html(values: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame
     """One self-contained page: per benchmark, mean ± std with per-seed values, a per-seed figure,
     and the seed-aware comparisons."""
     seeds, alpha = study["seeds"], 1 - level
-    runs = ", ".join(f"{html.escape(n)} ({(rev or 'workspace')[:7]})" for n, rev in study["runs"].items())
+    runs = ", ".join(html.escape(n) + (f" ({rev[:7]})" if rev else "") for n, rev in study["runs"].items())
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>oodstudy: {len(seeds)} training seeds</title>"
            f"<style>{CSS}</style></head><body>",
            f"<h1>oodstudy over {len(seeds)} training seeds</h1>",
@@ -165,7 +171,11 @@ def render_html(values: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame
         for i, metric in enumerate(metrics):
             t = _wide(summary, bench, metric, lambda r: f"{_pct(r.mean)} ± {_pct(r.std)}")
             rows = [[_td(d), *(f'<td class="n">{c}</td>' for c in row)] for d, row in zip(t.index, t.to_numpy())]
+            abl = _wide(summary, bench, metric, lambda r: f"{_pct(r.mean)} ± {_pct(r.std)}", ablations=True)
+            abl_rows = [[_td(d), *(f'<td class="n">{c}</td>' for c in row)] for d, row in zip(abl.index, abl.to_numpy())]
             body = (f"<p class='note'>{html.escape(_caption(study, bench, metric))}.</p>" + _table(["detector", *t.columns], rows)
+                    + (details("<b>Ablations</b> (other scores and settings of a method)", _table(["detector", *abl.columns], abl_rows))
+                       if len(abl) else "")
                     + details("<b>Per seed</b>", _seed_values(values, bench, metric)))
             out.append(details(f"<b>{METRIC_LABELS.get(metric, metric)}</b>", body, open_=i == 0))
         head = [s for s in sets if s in HEADLINE_SETS] or sets[:1]

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ood.pipeline.summarize import best_baselines, combine, comparison_pairs, paired_differences, reference_comparisons
+from ood.metrics import best_baselines
+from ood.pipeline.summarize import combine, comparison_pairs, paired_differences, reference_comparisons
 
 
 def tidy(detector: str, sets: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -5,7 +5,8 @@ Modules (everything public is re-exported here, so ``ood.metrics.X`` works for a
 :mod:`~ood.metrics.image`
     Image metrics ``auroc``, ``fpr95``, ``aupr_in``, ``aupr_out`` and the ROC curve.
 :mod:`~ood.metrics.bootstrap`
-    Bootstrap CIs of the image metrics, :func:`summarize` (tidy table) and :func:`to_metrics_json`.
+    Bootstrap CIs of the image metrics, :func:`summarize` (tidy table), :func:`to_metrics_json` and
+    :func:`best_baselines` (the reference of the paired comparisons).
 :mod:`~ood.metrics.paired`
     Paired tests between detectors on the same samples: :func:`delong_test`, :func:`bootstrap_p`, :func:`holm`.
 :mod:`~ood.metrics.pixel`

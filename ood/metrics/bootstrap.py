@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .image import METRICS, _as_scores, _counts, _grid, _metrics_from_counts, image_metrics
+from .image import HIGHER_IS_BETTER, METRICS, _as_scores, _counts, _grid, _metrics_from_counts, image_metrics
 
 __all__ = [
+    "best_baselines",
     "bootstrap_samples",
     "bootstrap_ci",
     "percentile_interval",
@@ -222,3 +223,16 @@ def to_metrics_json(summary_df) -> dict[str, dict[str, dict[str, float]]]:
             raise ValueError(f"{det}/{s}/{m} = {v} is not in [0, 1]")
         out.setdefault(str(det), {}).setdefault(str(s), {})[str(m)] = round(v, 6)
     return out
+
+
+def best_baselines(summary, baselines: Sequence[str], targets: Sequence[str], metric: str) -> dict[str, str]:
+    """The baseline with the best ``metric`` on each target (highest, or lowest for FPR95). Chosen
+    on the test results, which favours the baseline: a method that beats it beats every baseline."""
+    rows = summary[summary["detector"].isin(baselines) & (summary["metric"] == metric)]
+    better = HIGHER_IS_BETTER[metric]
+    best = {}
+    for target in targets:
+        values = rows[rows["set"] == target].set_index("detector")["value"]
+        if not values.empty:
+            best[target] = str(values.idxmax() if better else values.idxmin())
+    return best

@@ -86,7 +86,7 @@ def summary_table(values: pd.DataFrame) -> pd.DataFrame:
 def references(summary: pd.DataFrame, bench: str, baselines: Sequence[str], targets: Sequence[str], metric: str) -> dict[str, str]:
     """The best baseline of each target by its mean ``metric`` over seeds (one reference for every seed)."""
     rows = summary[(summary["benchmark"] == bench)].rename(columns={"mean": "value"})
-    return S.best_baselines(rows, baselines, targets, metric)
+    return M.best_baselines(rows, baselines, targets, metric)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,20 +127,21 @@ def comparisons(runs: Sequence[C.Run], summary: pd.DataFrame, params: Mapping[st
     set, metric, diff, se`` (image benchmarks: AUROC on every set and group; dense: AP and FPR95)."""
     n_boot, level, data_seed = int(params["evaluate.bootstrap"]), float(params["evaluate.ci_level"]), C.data_seed(params)
     image, dense = params["benchmark.name"], params["dense_benchmark.name"]
+    # One set of references for every seed: the runs share their data (and so the groups)
+    groups = C.run_groups(runs[0], image)
+    detectors = [d for d in pd.unique(summary.loc[summary["benchmark"] == image, "detector"])
+                 if d != C.MODEL and "[" not in d]  # ablations (e.g. moodcat[oracle]) are not compared
+    image_best = references(summary, image, params["detectors.names"], list(groups), "auroc")
+    sets = [s for s in pd.unique(summary.loc[summary["benchmark"] == dense, "set"]) if s]
+    dense_best = {t: references(summary, dense, params["dense_detectors.names"], [t], "ap").get(t) for t in sets}
     frames = []
     for run in runs:
         seed = int(run.params["seed"])
         if progress:
             print(f"paired differences of {run.name} (seed {seed})", file=sys.stderr)
-        groups = C.run_groups(run, image)
-        detectors = [d for d in pd.unique(summary.loc[summary["benchmark"] == image, "detector"])
-                     if d != C.MODEL and "[" not in d]  # ablations (e.g. moodcat[oracle]) are not compared
-        best = references(summary, image, params["detectors.names"], list(groups), "auroc")
-        d = image_differences(run, image, detectors, best, groups, n_boot, level, data_seed)
+        d = image_differences(run, image, detectors, image_best, groups, n_boot, level, data_seed)
         frames.append(d.assign(benchmark=image, seed=seed))
-        sets = [s for s in pd.unique(summary.loc[summary["benchmark"] == dense, "set"]) if s]
-        best = {t: references(summary, dense, params["dense_detectors.names"], [t], "ap").get(t) for t in sets}
-        d = dense_differences(run, dense, best, int(params["dense_evaluate.bins"]), n_boot, level, data_seed)
+        d = dense_differences(run, dense, dense_best, int(params["dense_evaluate.bins"]), n_boot, level, data_seed)
         frames.append(d.assign(benchmark=dense, seed=seed))
     cols = ["benchmark", "seed", "a", "b", "role", "set", "metric", "diff", "se"]
     return pd.concat(frames, ignore_index=True)[cols]
@@ -158,15 +159,14 @@ def verdicts(per_seed: pd.DataFrame, level: float) -> pd.DataFrame:
         d, v = g["diff"].to_numpy(np.float64), g["se"].to_numpy(np.float64) ** 2
         t = M.seed_test(d, v, level, M.HIGHER_IS_BETTER[key[-1]])
         rows.append((*key, n, ";".join(f"{x:.6g}" for x in d), ";".join(f"{x:.6g}" for x in np.sqrt(v)), t.mean,
-                     float(d.std(ddof=1)), float(np.sqrt(v.mean())), t.se, t.df, t.lo, t.hi, t.p, t.wins,
+                     float(d.std(ddof=1)), float(np.sqrt(v.mean())), t.se, t.df, t.lo, t.hi, t.p, np.nan, t.wins,
                      M.seeds_needed(d, v, level)))
     out = pd.DataFrame(rows, columns=["benchmark", "a", "b", "role", "set", "metric", "n", "diffs", "ses", "mean", "std",
-                                      "within_se", "se", "df", "lo", "hi", "p", "wins", "seeds_needed"])
-    out["p_holm"] = np.nan
+                                      "within_se", "se", "df", "lo", "hi", "p", "p_holm", "wins", "seeds_needed"])
     for _, idx in out.groupby("benchmark").groups.items():
         out.loc[idx, "p_holm"] = M.holm(out.loc[idx, "p"].to_numpy())
     out["seeds_needed"] = out["seeds_needed"].astype("Int64")
-    return out[[*out.columns[:17], "p_holm", "wins", "seeds_needed"]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,8 +186,9 @@ def report(root: Path, command: str, progress: bool = True) -> Path:
             raise C.CompareError("; ".join(r.notes))
     values = values_table(runs)
     summary = summary_table(values)
+    level = float(baseline.params["evaluate.ci_level"])
     per_seed = comparisons(runs, summary, baseline.params, progress)
-    tests = verdicts(per_seed, float(baseline.params["evaluate.ci_level"]))
+    tests = verdicts(per_seed, level)
     out = root / OUT
     out.mkdir(parents=True, exist_ok=True)
     study = {"command": command, "date": date.today().isoformat(), "seeds": [int(r.params["seed"]) for r in runs],
@@ -197,7 +198,6 @@ def report(root: Path, command: str, progress: bool = True) -> Path:
     atomic_write(out / "summary.csv", summary.to_csv(index=False))
     atomic_write(out / "comparisons.csv", tests.to_csv(index=False))
     atomic_write(out / "study.json", json.dumps(study, indent=2, default=str) + "\n")
-    level = float(baseline.params["evaluate.ci_level"])
     atomic_write(out / "tables.md", page.markdown_tables(summary, study))
     atomic_write(out / "tables.tex", page.latex_tables(summary, study))
     atomic_write(out / "report.html", page.render_html(values, summary, tests, study, level))

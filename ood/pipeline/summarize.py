@@ -43,7 +43,7 @@ from ..io import atomic_write
 from ..sets import ID_SET, VAL_SET
 from . import params as P
 
-__all__ = ["best_baselines", "combine", "comparison_pairs", "curve_files", "fit_standardiser", "metrics_json",
+__all__ = ["combine", "comparison_pairs", "curve_files", "fit_standardiser", "metrics_json",
            "paired_differences", "reference_comparisons", "run"]
 
 
@@ -176,19 +176,6 @@ def comparison_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def best_baselines(summary: pd.DataFrame, baselines: Sequence[str], targets: Sequence[str], metric: str) -> dict[str, str]:
-    """The baseline with the best ``metric`` on each target (highest, or lowest for FPR95). Chosen
-    on the test results, which favours the baseline: a method that beats it beats every baseline."""
-    rows = summary[summary["detector"].isin(baselines) & (summary["metric"] == metric)]
-    better = M.HIGHER_IS_BETTER[metric]
-    best = {}
-    for target in targets:
-        values = rows[rows["set"] == target].set_index("detector")["value"]
-        if not values.empty:
-            best[target] = str(values.idxmax() if better else values.idxmin())
-    return best
-
-
 def reference_comparisons(detectors: Sequence[str], best: Mapping[str, str], groups: Mapping[str, Sequence[str]],
                           combinations: Sequence[str] = (), msp: str = "msp") -> list[tuple[str, str, str, str]]:
     """``(a, b, target, role)``: every detector against MSP and against the best baseline of each
@@ -312,7 +299,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     roc.to_csv(reports / name / "roc.csv", index=False)
     pr.to_csv(reports / name / "pr.csv", index=False)
     detectors = list(pd.unique(evaluated["detector"]))
-    best = best_baselines(summary, params["detectors"]["names"], list(groups), "auroc")
+    best = M.best_baselines(summary, params["detectors"]["names"], list(groups), "auroc")
     paired = paired_differences(evaluated, reference_comparisons(detectors, best, groups, C["names"]), groups,
                                 n_boot=E["bootstrap"], level=E["ci_level"], seed=params["data_seed"], replicates=replicates)
     paired["p_holm"] = M.holm(paired["p"])  # one family: every row of the table
@@ -348,7 +335,7 @@ def run(params: Mapping[str, Any], root: Path) -> dict[str, Any]:
     # Paired tests on the dense benchmark: every map against MSP and against the best per-pixel
     # baseline of each set (by AP), scenes resampled; Holm over this table, its own family.
     dense_sets = list(pd.unique(dense_table["set"]))
-    best = {t: (best_baselines(dense_table, params["dense_detectors"]["names"], [t], "ap") or {}).get(t) for t in dense_sets}
+    best = {t: (M.best_baselines(dense_table, params["dense_detectors"]["names"], [t], "ap") or {}).get(t) for t in dense_sets}
     accumulators = dense_pixel_accumulators(root, dense, params["dense_evaluate"]["bins"])
     dense_paired = dense_paired_differences(accumulators, reference_comparisons(list(accumulators), best,
                                                                                 {t: [] for t in dense_sets}),

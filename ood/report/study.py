@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Image, Markdown, display
 
+from ..metrics import best_baselines
 from ..sets import VAL_SET
 from . import figures, tables
 from .html import details, img_tag
@@ -174,8 +175,7 @@ def subset_results(S: Study) -> list[Any]:
         source = f"{S.name}/subsets.csv#{subset}"
         n = S.scores[(S.scores["detector"] == members[0]) & (S.scores["set"] == "id")].shape[0]
         table = rows.drop(columns=["subset", "member"])
-        best = table[table["detector"].isin(S.P["detectors"]["names"]) & (table["metric"] == "auroc")]
-        best = {g: best[best["set"] == g].sort_values("value")["detector"].iat[-1] for g in S.groups}
+        best = best_baselines(table, S.P["detectors"]["names"], list(S.groups), "auroc")
         shown = list(dict.fromkeys([*members, "msp", *best.values()]))
         keys = pd.MultiIndex.from_frame(S.scores.loc[S.scores["detector"] == members[0], ["set", "index"]])
         scores = S.scores[S.scores["detector"].isin(shown)]

@@ -15,7 +15,7 @@ export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: study test test-slow lab data setup lock clean-venv
+.PHONY: study test test-slow lab data setup lock clean-venv weights
 
 # SEEDS=N: the study for N training seeds (DVC experiments), then reports/seeds/ (README, "Seeds").
 study: data
@@ -27,6 +27,12 @@ else
 	dvc repro
 	@echo "Report: reports/report.html   Metrics: reports/metrics.json (dvc metrics show)"
 endif
+
+# The shipped classifier and segmenter (weights/, params.yaml's `weights:`), retrained by their recipes
+# (their params.yaml sections) for WEIGHT_SEEDS training seeds (default 0 1 2); resumes where it stopped.
+weights: data
+	python -m ood.pipeline.recipe classifier --seeds $(or $(WEIGHT_SEEDS),0 1 2)
+	python -m ood.pipeline.recipe segmenter --seeds $(or $(WEIGHT_SEEDS),0 1 2)
 
 test: $(STAMP)
 	pytest -q $(PYTEST_ARGS)

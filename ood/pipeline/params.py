@@ -28,6 +28,8 @@ IMAGE_BENCHMARKS = ("fmnist6", "cifar10", "cifar100", "imagenet")
 DENSE_BENCHMARKS = ("scenes", "cityscapes")
 CLASSIFIER_ARCHS = ("cnn", "resnet18", "resnet50")
 SEGMENTER_ARCHS = ("fcn", "deeplabv3")
+#: the benchmark section each network trains on (shipped under weights/<its name>/<network>)
+RECIPE_BENCHMARKS = {"classifier": "benchmark", "segmenter": "dense_benchmark"}
 
 
 def _training(archs: tuple[str, ...]) -> dict[str, Checker]:
@@ -44,6 +46,7 @@ def _training(archs: tuple[str, ...]) -> dict[str, Checker]:
         "device": device(),
         "amp": boolean(),
         "hflip": boolean(),
+        "weights": lambda v: None if isinstance(v, str) else f"must be a folder path or '' (train in the stage), got {v!r}",
     }
 
 
@@ -179,6 +182,10 @@ def _across_keys(params: dict[str, Any]) -> list[str]:
                           f"(architectures with some: {', '.join(PRETRAINED)})")
         if section["epochs"] == 0 and not section["pretrained"]:
             errors.append(f"{net}.epochs: 0 (no training) needs {net}.pretrained: true")
+        shipped = f"weights/{params[RECIPE_BENCHMARKS[net]]['name']}/{net}"
+        if section["weights"] not in ("", shipped):
+            errors.append(f"{net}.weights: must be '' (train in the stage) or {shipped!r} (the shipped folder the "
+                          f"stage tracks; ood.pipeline.recipe), got {section['weights']!r}")
     return errors
 
 

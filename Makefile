@@ -20,6 +20,7 @@ DEBIAN_FMNIST := /usr/share/datasets/fashion-mnist
 # SEEDS=N: the study for N training seeds (DVC experiments), then reports/seeds/ (README, "Seeds").
 study: data
 	python -m ood.pipeline.params  # the whole params.yaml, before any stage (each stage checks what it reads)
+	python -m ood.pipeline.recipe check  # the shipped weights it loads: there, intact, made by its recipe
 ifdef SEEDS
 	python -m ood.pipeline.seeds run $(SEEDS)
 	@echo "Seed report: reports/seeds/report.html   Tables: reports/seeds/tables.md, tables.tex"
@@ -31,8 +32,8 @@ endif
 # The shipped classifier and segmenter (weights/, params.yaml's `weights:`), retrained by their recipes
 # (their params.yaml sections) for WEIGHT_SEEDS training seeds (default 0 1 2); resumes where it stopped.
 weights: data
-	python -m ood.pipeline.recipe classifier --seeds $(or $(WEIGHT_SEEDS),0 1 2)
-	python -m ood.pipeline.recipe segmenter --seeds $(or $(WEIGHT_SEEDS),0 1 2)
+	python -m ood.pipeline.recipe train classifier --seeds $(or $(WEIGHT_SEEDS),0 1 2)
+	python -m ood.pipeline.recipe train segmenter --seeds $(or $(WEIGHT_SEEDS),0 1 2)
 
 test: $(STAMP)
 	pytest -q $(PYTEST_ARGS)

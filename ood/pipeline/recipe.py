@@ -2,7 +2,7 @@
 their recipe and shipped with the repository, so the study only loads them.
 
 The recipe is the network's params.yaml section (``classifier``, ``segmenter``): one source for both
-ways. ``python -m ood.pipeline.recipe classifier --seeds 0 1 2`` (``make weights``) trains it with
+ways. ``python -m ood.pipeline.recipe train classifier --seeds 0 1 2`` (``make weights``) trains it with
 those values for each seed and writes ``weights/<benchmark>/<network>/seed-<seed>/``:
 ``<network>.pt`` and ``provenance.json`` (the commit, the recipe, the training data's params, steps,
 wall time, CPU model, the history and the last epoch's losses, ID *validation* quality, and the
@@ -129,7 +129,7 @@ def provenance_errors(network: str, P: Mapping[str, Any], root: Path) -> list[st
         seeds = sorted(p.parent.name.removeprefix("seed-") for p in where.glob("seed-*/provenance.json")) if where.is_dir() else []
         return [f"{network}.weights: no shipped {network} for seed {P['seed']} in {folder(P, network)} "
                 f"(shipped seeds: {', '.join(seeds) or 'none'}); make them with "
-                f"`python -m ood.pipeline.recipe {network} --seeds {P['seed']}`, or set {network}.weights: '' "
+                f"`python -m ood.pipeline.recipe train {network} --seeds {P['seed']}`, or set {network}.weights: '' "
                 f"to train in the stage"]
     prov = json.loads(prov_file.read_text())
     errors = []
@@ -143,7 +143,7 @@ def provenance_errors(network: str, P: Mapping[str, Any], root: Path) -> list[st
         if ours != theirs:
             keys = sorted(_differing(ours, theirs))
             errors.append(f"{network}.weights: the shipped {network} (seed {P['seed']}) was trained with another {what} "
-                          f"({', '.join(keys)}): retrain it (`python -m ood.pipeline.recipe {network} --seeds {P['seed']}`) "
+                          f"({', '.join(keys)}): retrain it (`python -m ood.pipeline.recipe train {network} --seeds {P['seed']}`) "
                           f"or set {network}.weights: '' to train in the stage")
     return errors
 
@@ -226,7 +226,7 @@ def ship(network: str, seed: int, P: Mapping[str, Any], root: Path) -> Path:
     S = P[network]
     steps = S["epochs"] * -(-len(net.bench.train) // S["batch_size"])
     prov = {"network": network, "benchmark": bench_name, "seed": seed, "commit": _commit(root),
-            "command": f"python -m ood.pipeline.recipe {network} --seeds {seed}",
+            "command": f"python -m ood.pipeline.recipe train {network} --seeds {seed}",
             "recipe": _recipe(P, network), "training_data": _training_data(P, network), "config": net.config,
             "steps": steps, "train_images": len(net.bench.train), "wall_s": round(wall, 1), "cpu": _cpu(),
             "device": str(resolve_device(S["device"])),
@@ -239,17 +239,22 @@ def ship(network: str, seed: int, P: Mapping[str, Any], root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ood.pipeline.recipe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("network", choices=list(NETWORKS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    parser.add_argument("--params", default=Pm.PARAMS_FILE, help="params file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train_cmd = sub.add_parser("train", help="train a network by its recipe and ship it under weights/")
+    train_cmd.add_argument("network", choices=list(NETWORKS))
+    train_cmd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    sub.add_parser("check", help="check the shipped weights params.yaml loads (make study runs it first)")
     args = parser.parse_args(argv)
     root = Pm.project_root()
     try:
-        P = Pm.load(root / args.params)
+        P = Pm.load(root / Pm.PARAMS_FILE)
+        errors = check(P, root) if args.command == "check" else []
     except Pm.ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
+        errors = [str(err)]
+    if errors:
+        print("error: " + "\n".join(errors), file=sys.stderr)
         return 2
-    for seed in args.seeds:
+    for seed in getattr(args, "seeds", []):
         print(f"{args.network} seed {seed}: training by its recipe ({folder(P, args.network)})", flush=True)
         out = ship(args.network, seed, P, root)
         prov = json.loads((out / "provenance.json").read_text())

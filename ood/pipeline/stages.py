@@ -179,7 +179,7 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {
         "data": _notebook("data", "data", deps=["data"], params=["data_seed", "data", "benchmark", "dense_benchmark", "localisation"],
                           outs=[f"reports/{B}/data.json", f"reports/{D}/data.json"], **nb),
-        "classifier": _notebook("classifier", "classifier", deps=["data"],
+        "classifier": _notebook("classifier", "classifier", deps=["data", f"weights/{B}/classifier"],
                                 params=["seed", "data_seed", "data", "benchmark", "classifier", "evaluate.batch_size"],
                                 outs=[f"models/{B}/classifier.pt", f"reports/{B}/classifier.json"], **nb),
         "posthoc": _notebook("posthoc", "posthoc", deps=[f"models/{B}/classifier.pt", "data"],
@@ -188,7 +188,7 @@ def stages(root: Path = ROOT) -> dict[str, dict[str, Any]]:
     }
     for name, cls in image.items():
         out.update(_method_stages(name, cls, root))
-    out["segmenter"] = _notebook("segmenter", "segmenter", deps=["data"], params=["seed", "data_seed", "data", "dense_benchmark", "segmenter"],
+    out["segmenter"] = _notebook("segmenter", "segmenter", deps=["data", f"weights/{D}/segmenter"], params=["seed", "data_seed", "data", "dense_benchmark", "segmenter"],
                                  outs=[f"models/{D}/segmenter.pt", f"reports/{D}/segmenter.json"], **nb)
     out["dense_posthoc"] = _notebook(
         "dense_posthoc", "dense_posthoc", deps=[f"models/{D}/segmenter.pt", "data"],

@@ -8,6 +8,7 @@ reports/metrics.json, the tidy scores, the HTML report, DVC caching and paramete
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def study(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("study")
     copy_repo(work)
     params = tiny(yaml.safe_load((work / "params.yaml").read_text()))
+    params["classifier"]["weights"] = "weights/fmnist6/classifier"  # the stage loads it (the segmenter's trains)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     write_fake_fashion_mnist(work / "data" / "fashion-mnist", n_train=1200, n_test=400, gz=False)
+    shutil.rmtree(work / "weights" / "fmnist6" / "classifier", ignore_errors=True)
+    run(["python", "-m", "ood.pipeline.recipe", "train", "classifier", "--seeds", "0"], work)  # ships the tiny recipe
     run(["git", "init", "-q"], work)
     run(["dvc", "add", "-q", "data"], work)  # the fake data replaces the real data.dvc entry
     run(["git", "add", "-A"], work)
@@ -281,7 +285,6 @@ def test_every_stage_depends_on_every_project_module_it_runs(study: Path) -> Non
 def test_editing_one_method_marks_only_its_own_stages_stale(study: Path, tmp_path: Path) -> None:
     """In a scratch copy of the run study, a change to one method's module makes `dvc status`
     report that method's training and scoring stages, and no other stage."""
-    import shutil
 
     import ood.detectors as D
 
@@ -316,7 +319,6 @@ def test_training_runs_data_parallel_under_torchrun(study: Path, tmp_path: Path)
     rank 0 writes the checkpoint, the stage loads it, and it scores. The workers train with the
     parameters the stage was given, not params.yaml's (a notebook's injected values). (That the
     workers' weights equal one process on the union of their batches is tests/test_ddp.py's.)"""
-    import shutil
 
     import ood.pipeline.fit
 
@@ -392,7 +394,6 @@ def test_a_new_method_is_its_detector_a_params_section_and_one_registration(stud
     study: its detector module, its params.yaml section and one line in the registry (and this test)
     are all it takes; `python -m ood.pipeline.stages` writes its two stages from the generic notebooks,
     and its stages train, score, summarise and report it."""
-    import shutil
 
     work = tmp_path / "toy"
     shutil.copytree(study, work, symlinks=True)

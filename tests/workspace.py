@@ -40,7 +40,7 @@ def copy_repo(work: Path) -> None:
 def tiny(params: dict[str, Any]) -> dict[str, Any]:
     """Shrink every stage of ``params`` (in place) to seconds on a CPU; returns it."""
     params["benchmark"].update(subset=120, far_size=150)
-    params["classifier"].update(epochs=1, batch_size=32)
+    params["classifier"].update(epochs=1, batch_size=32, weights="")  # the shipped weights belong to the full recipe
     params["evaluate"].update(bootstrap=20)
     params["detectors"]["knn"]["k"] = 5
     # Three of pytorch-ood's detectors (one per kind: logits, features, maps) prove the wiring;
@@ -53,7 +53,7 @@ def tiny(params: dict[str, Any]) -> dict[str, Any]:
     params["diffguard"]["score"].update(steps=4, depth=0.5, subset=20)
     params["localisation"]["n"] = 40
     params["dense_benchmark"].update(n_train=48, n_val=8, n_test=12, size=64, scale=[1.0, 1.1])
-    params["segmenter"].update(epochs=1, batch_size=16)
+    params["segmenter"].update(epochs=1, batch_size=16, weights="")
     params["nflowjs"]["train"].update(images=None, flow_images=None, batch_size=8, steps=2, hidden=8, patch_min=8,
                                       patch_max=16)
     params["dense_evaluate"].update(gallery=2)

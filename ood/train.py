@@ -110,6 +110,12 @@ class Task:
         """Learning-rate schedulers by optimizer name, stepped after every update (default: none)."""
         return {}
 
+    def train_mode(self) -> None:
+        """Put the networks in training mode at the start of each epoch (default: all of them; a task
+        may keep parts in eval mode, e.g. frozen BatchNorm statistics)."""
+        for net in self.networks.values():
+            net.train()
+
     def prepare(self, batch: Any, device: torch.device) -> Any:
         """Move a batch to the device (default: every tensor of a tuple/list)."""
         if isinstance(batch, (tuple, list)):
@@ -311,8 +317,7 @@ def fit(task: Task, train_set: Dataset, val_set: Dataset | None = None, *, epoch
         else:
             loader.generator.manual_seed(seed * 1000 + epoch)
         torch.manual_seed(seed * 1000 + epoch)
-        for net in task.networks.values():
-            net.train()
+        task.train_mode()
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for n_steps, batch in enumerate(bar, 1):

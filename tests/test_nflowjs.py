@@ -527,3 +527,40 @@ def test_a_patch_range_without_a_multiple_of_the_factor_is_rejected_before_train
     det = D.build("nflowjs", model=baseline, dense=True, train={**TRAIN, "patch_min": 5, "patch_max": 7})
     with pytest.raises(ValueError, match="nflowjs"):
         det.fit(scenes(4, 0), progress=False)
+
+
+def test_cosine_anneals_both_learning_rates_to_lr_min_as_densehybrid():
+    """DenseHybrid's fine-tuning schedule, lr_min + (lr - lr_min)(1 + cos(pi t / T)) / 2: the segmenter
+    from lr to lr_min, the flow by the same factor; constant leaves both alone."""
+    flow = PatchFlow(channels=1, levels=2, steps=1, hidden=8)
+    T = {**JOINT_T, "lr": 1e-3, "flow_lr": 4e-3, "schedule": "cosine", "lr_min": 1e-4}
+    task = _JointTraining(_tiny_segmenter(), flow, T, hflip=False)
+    opt = task.optimizers()["joint"]
+    sched = task.schedulers({"joint": opt}, total_steps=10)["joint"]
+    seen = []
+    for _ in range(10):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    seen.append([g["lr"] for g in opt.param_groups])
+    assert seen[0] == pytest.approx([1e-3, 4e-3]) and seen[-1] == pytest.approx([1e-4, 4e-4])
+    assert seen[5][0] == pytest.approx(1e-4 + (1e-3 - 1e-4) * (1 + math.cos(math.pi * 5 / 10)) / 2)
+    assert _JointTraining(_tiny_segmenter(), flow, {**T, "schedule": "constant"}, hflip=False).schedulers({"joint": opt}, 10) == {}
+    det = D.build("nflowjs", model=_tiny_segmenter().eval(), dense=True, train={**TRAIN, "schedule": "cosine", "lr_min": 1.0})
+    with pytest.raises(ValueError, match="lr_min 1.0 must not exceed lr"):
+        det.fit(scenes(4, 0), progress=False)
+
+
+@pytest.mark.parametrize("bn", ["frozen", "train"])
+def test_frozen_batchnorm_keeps_the_clean_scene_statistics(bn):
+    seg = _tiny_segmenter(0).eval()
+    stats = {k: v.clone() for k, v in seg.state_dict().items() if "running" in k}
+    assert stats, "the segmenter has BatchNorm layers"
+    det = D.build("nflowjs", model=seg, dense=True, train={**TRAIN, "bn": bn, "flow_epochs": 0}, seed=0)
+    det.fit(scenes(16, 0), progress=False)
+    after = det.segmenter.state_dict()
+    same = all(torch.equal(after[k], v) for k, v in stats.items())
+    assert same == (bn == "frozen")
+    trained = [k for k, v in after.items() if "running" not in k and "num_batches" not in k
+               and not torch.equal(v, seg.state_dict()[k])]
+    assert trained  # the weights themselves still train

@@ -128,6 +128,24 @@ class _JointTraining(Task):
             {"params": self.networks["segmenter"].parameters(), "lr": self.T["lr"]},
             {"params": self.networks["flow"].parameters(), "lr": self.T["flow_lr"]}])}
 
+    def schedulers(self, optimizers: dict[str, torch.optim.Optimizer], total_steps: int) -> dict[str, Any]:
+        """``cosine``: both learning rates annealed by the factor that takes ``lr`` to ``lr_min`` over
+        the joint steps, as DenseHybrid's fine-tuning (``lr_min + (lr − lr_min)(1 + cos πt/T)/2``)."""
+        if self.T["schedule"] != "cosine":
+            return {}
+        floor = self.T["lr_min"] / self.T["lr"]
+        factor = lambda step: floor + (1 - floor) * (1 + math.cos(math.pi * step / total_steps)) / 2  # noqa: E731
+        return {"joint": torch.optim.lr_scheduler.LambdaLR(optimizers["joint"], factor)}
+
+    def train_mode(self) -> None:
+        """``bn: frozen`` keeps the segmenter's BatchNorm statistics (learnt on clean scenes) as they
+        are: scenes full of flow samples must not move them."""
+        super().train_mode()
+        if self.T["bn"] == "frozen":
+            for m in self.networks["segmenter"].modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
     def prepare(self, batch: Any, device: torch.device) -> Any:
         x, y = batch
         if self.hflip and self.networks["segmenter"].training:  # as the baseline segmenter was trained
@@ -180,6 +198,9 @@ class NFlowJS(TrainedDetector, DenseDetector):
         "images": Param(None, int, 1, 10_000_000, optional=True),  # seeded subset of training scenes (None = all)
         "batch_size": Param(16, int, 1, 65_536),
         "lr": Param(1e-5, float, 0.0, 1.0, low_open=True),    # segmenter fine-tuning (DenseHybrid: 1e-5)
+        "schedule": Param("constant", str, choices=("constant", "cosine")),  # joint-phase learning rates
+        "lr_min": Param(0.0, float, 0.0, 1.0),                # where cosine ends (DenseHybrid's lr_min), as a segmenter lr
+        "bn": Param("train", str, choices=("train", "frozen")),  # the segmenter's BatchNorm statistics in the joint phase
         "flow_lr": Param(1e-4, float, 0.0, 1.0, low_open=True),  # flow (pre-training and joint)
         "beta": Param(0.03, float, 0.0, 100.0),                # weight of L_neg (paper / DenseHybrid: 0.03)
         "lam": Param(1.0, float, 0.0, 100.0),                  # weight of the flow's NLL (bits/dim)
@@ -285,6 +306,8 @@ fine-tuned segmenter (cost table below). No auxiliary outliers: the negatives ar
         factor = 2 ** T["levels"]
         lowest = math.ceil(T["patch_min"] / factor) * factor  # the smallest side the flow can sample
         side = min(h, w, T["crop"] or h)  # what the joint training sees
+        if T["schedule"] == "cosine" and T["lr_min"] > T["lr"]:
+            raise ValueError(f"{self.name}: lr_min {T['lr_min']} must not exceed lr {T['lr']} (cosine anneals lr down to it)")
         if T["crop"] and T["crop"] > min(h, w):
             raise ValueError(f"{self.name}: crop {T['crop']} is larger than the {h}x{w} scenes: choose crop <= "
                              f"{min(h, w)} or none")

@@ -117,14 +117,18 @@ def stage(name: str, P: Mapping[str, Any], root: Path) -> tuple[Training, dict[s
 
 
 def _own_model_quality(model: Any, bench: Any, batch_size: int, root: Path) -> dict[str, Any]:
-    """A fine-tuned segmenter's mIoU on clean ID test scenes next to the frozen one's (its stage's
-    report; summarize puts it in metrics.json as ``miou_<method>``)."""
+    """A fine-tuned segmenter's mIoU on clean ID validation scenes (what a recipe is chosen on) and
+    test scenes (what is reported), next to the frozen one's (its stage's report; summarize puts
+    the test mIoU in metrics.json as ``miou_<method>``)."""
     import ood.metrics
     from ..evaluation.dense import segmentation_confusion
 
-    conf = segmentation_confusion(model, bench.test, len(bench.classes), batch_size=batch_size)
-    baseline = json.loads((root / "reports" / bench.name / "segmenter.json").read_text())["miou"]
-    return {"miou": ood.metrics.mean_iou(conf), "miou_baseline": baseline,
+    n = len(bench.classes)
+    val = ood.metrics.mean_iou(segmentation_confusion(model, bench.val, n, batch_size=batch_size))
+    conf = segmentation_confusion(model, bench.test, n, batch_size=batch_size)
+    baseline = json.loads((root / "reports" / bench.name / "segmenter.json").read_text())
+    return {"miou": ood.metrics.mean_iou(conf), "miou_baseline": baseline["miou"],
+            "val_miou": val, "val_miou_baseline": baseline.get("val_miou"),
             "iou": dict(zip(bench.classes, map(float, ood.metrics.iou_per_class(conf))))}
 
 

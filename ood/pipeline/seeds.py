@@ -28,6 +28,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -210,9 +211,11 @@ def _head(root: Path) -> str:
 
 def _dvc(args: Sequence[str], root: Path) -> None:
     print("$ dvc " + " ".join(args), file=sys.stderr, flush=True)
+    start = time.perf_counter()
     if subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root).returncode != 0:
         raise SystemExit(f"dvc {' '.join(args)} failed; fix the stage it names, then run the same command again "
                          "(finished stages and seeds are kept)")
+    print(f"$ dvc {' '.join(args)}: done in {(time.perf_counter() - start) / 60:.1f} min", file=sys.stderr, flush=True)
 
 
 def run(root: Path, n: int) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
-__all__ = ["Checker", "boolean", "choice", "device", "flatten", "integer", "number", "optional", "pair", "text", "threshold_rule",
+__all__ = ["Checker", "apart_from_seed", "boolean", "choice", "device", "flatten", "integer", "number", "optional", "pair", "text", "threshold_rule",
            "unique_list"]
 
 Checker = Callable[[Any], "str | None"]
@@ -112,3 +112,8 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = v
     return out
+
+
+def apart_from_seed(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat params without the training seed: what runs of one seed study share."""
+    return {k: v for k, v in flat.items() if k != "seed"}

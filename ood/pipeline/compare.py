@@ -36,7 +36,7 @@ from dvc_data.index import DataIndexDirError
 
 from .. import metrics as M
 from ..io import atomic_write
-from ..schema import flatten
+from ..schema import apart_from_seed, flatten
 from ..report.compare import HEADLINE_SETS, MODEL, headline_metric, render_html
 from ..sets import ID_SET, VAL_SET
 
@@ -269,8 +269,9 @@ def seed_summary(baseline: Run, runs: Sequence[Run]) -> pd.DataFrame:
     ``config`` names the params that differ from the baseline's (seed aside)."""
     configs: dict[str, list[Run]] = {}
     for run in [baseline, *(r for r in runs if r.name != baseline.name)]:
-        changed = {k: v for k, v in run.params.items() if k != "seed" and v != baseline.params.get(k, ABSENT)}
-        changed |= {k: ABSENT for k in baseline.params if k != "seed" and k not in run.params}
+        mine, theirs = apart_from_seed(run.params), apart_from_seed(baseline.params)
+        changed = {k: v for k, v in mine.items() if v != theirs.get(k, ABSENT)}
+        changed |= {k: ABSENT for k in theirs if k not in mine}
         label = ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "baseline params"
         configs.setdefault(label, []).append(run)
     frames = []

@@ -40,6 +40,7 @@ import yaml
 from .. import metrics as M
 from ..io import atomic_write
 from ..report import seeds as page
+from ..schema import apart_from_seed
 from . import compare as C
 from . import summarize as S
 
@@ -58,12 +59,9 @@ WORKSPACE_FILES = ("params.yaml", "dvc.lock", *C.METRICS_FILES)
 def seed_runs(baseline: C.Run, candidates: Sequence[C.Run]) -> list[C.Run]:
     """``baseline`` and every candidate whose params differ from its only in ``seed``, one run per
     seed (the first listed wins), ordered by seed."""
-    def rest(run: C.Run) -> dict[str, Any]:
-        return {k: v for k, v in run.params.items() if k != "seed"}
-
     by_seed: dict[int, C.Run] = {}
     for r in [baseline, *candidates]:
-        if rest(r) == rest(baseline) and not r.results.empty:
+        if apart_from_seed(r.params) == apart_from_seed(baseline.params) and not r.results.empty:
             by_seed.setdefault(int(r.params["seed"]), r)
     return [by_seed[s] for s in sorted(by_seed)]
 
@@ -194,7 +192,7 @@ def report(root: Path, command: str, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     study = {"command": command, "date": date.today().isoformat(), "seeds": [int(r.params["seed"]) for r in runs],
              "runs": {r.name: r.rev for r in runs}, "revision": _head(root),
-             "params": {k: v for k, v in baseline.params.items() if k != "seed"}}
+             "params": apart_from_seed(baseline.params)}
     atomic_write(out / "values.csv", values.to_csv(index=False))
     atomic_write(out / "summary.csv", summary.to_csv(index=False))
     atomic_write(out / "comparisons.csv", tests.to_csv(index=False))

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics as M
-from ..schema import flatten
+from ..schema import apart_from_seed, flatten
 from .compare import CSS, HEADLINE_SETS, MODEL, _pct, _table, _td
 from .html import details, img_tag
 from .tables import METRIC_LABELS
@@ -216,7 +216,7 @@ def load_spread(root: Path, params: Mapping[str, Any]) -> Spread | None:
     study = json.loads((folder / "study.json").read_text()) if (folder / "study.json").exists() else {"seeds": []}
     if len(study["seeds"]) < 2:
         return None
-    now = {k: v for k, v in flatten(params).items() if k != "seed"}
+    now = apart_from_seed(flatten(params))
     stale = sorted(k for k in {*now, *study["params"]} if now.get(k, "(absent)") != study["params"].get(k, "(absent)"))
     return Spread(pd.read_csv(folder / "comparisons.csv"), list(study["seeds"]), stale, study["command"])
 

@@ -156,8 +156,15 @@ def glance(S: Study) -> list[Any]:
                                 caption=f"{S.name}: AUROC (%), ranked by the near-OOD average", source=f"{S.name}/summary.csv")]
 
 
+def _made(network: dict[str, Any]) -> str:
+    """How the stage got its network: shipped weights (a recipe's, with provenance) or trained here."""
+    source = network.get("source", "trained")
+    return "trained in the stage" if source == "trained" else f"shipped weights `{source}`, trained by their recipe"
+
+
 def image_results(S: Study) -> list[Any]:
-    out: list[Any] = [Markdown(f"## {S.name} (image OOD detection)\nClassifier ID test accuracy: **{S.clf['accuracy'] * 100:.1f} %**. "
+    out: list[Any] = [Markdown(f"## {S.name} (image OOD detection)\nClassifier ID test accuracy: "
+                               f"**{S.clf['accuracy'] * 100:.1f} %** ({_made(S.clf)}). "
                                f"Near-OOD: {', '.join(S.groups['near'])}. Far-OOD: {', '.join(S.groups['far'])}.")]
     shown = S.full.assign(detector=S.full["detector"].map(S.mark))
     for metric, label in (("auroc", "AUROC (higher is better)"), ("fpr95", "FPR@95TPR (lower is better)")):
@@ -301,7 +308,7 @@ def methods(S: Study, dense: bool = False) -> list[Any]:
 
 def dense_results(S: Study) -> list[Any]:
     out: list[Any] = [Markdown(
-        f"## {S.dense} (dense OOD detection)\nSegmenter mIoU on clean test scenes: **{S.seg['miou'] * 100:.1f} %**. "
+        f"## {S.dense} (dense OOD detection)\nSegmenter mIoU on clean test scenes: **{S.seg['miou'] * 100:.1f} %** ({_made(S.seg)}). "
         "Pixel metrics over all valid pixels (void ignored); component metrics as SegmentMeIfYouCan, with the "
         "segmentation threshold chosen as the best pixel F1 on the evaluated scenes (the official protocol).")]
     for metric, label in (("ap", "Pixel AP (higher is better)"), ("fpr95", "Pixel FPR@95TPR (lower is better)"),

@@ -36,6 +36,7 @@ VARIANTS = [dict(schedule=s, bn=b) for s, b in itertools.product(("constant", "c
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--schedules", nargs="+", default=["constant", "cosine"], help="a part of the grid (runs in parts)")
     args = parser.parse_args()
     P0 = Pm.load(ROOT / "params.yaml")
     rows = []
@@ -54,7 +55,7 @@ def main() -> int:
             conf = segmentation_confusion(net.model, net.bench.val, len(net.bench.classes), batch_size=32)
             base = ood.metrics.mean_iou(conf)
             (work / "reports" / bench_name / "segmenter.json").write_text(json.dumps({"miou": None, "val_miou": base}))
-            for v in VARIANTS:
+            for v in (v for v in VARIANTS if v["schedule"] in args.schedules):
                 Q = copy.deepcopy(P)
                 Q["nflowjs"]["train"].update(v)
                 start = time.perf_counter()

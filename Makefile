@@ -23,6 +23,7 @@ study: data
 	python -m ood.pipeline.recipe check  # the shipped weights it loads: there, intact, made by its recipe
 ifdef SEEDS
 	python -m ood.pipeline.seeds run $(SEEDS)
+	dvc repro  # the one-seed report again, with the spread just measured (the rest is cached)
 	@echo "Seed report: reports/seeds/report.html   Tables: reports/seeds/tables.md, tables.tex"
 else
 	dvc repro

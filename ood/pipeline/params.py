@@ -10,7 +10,7 @@ import difflib
 import inspect
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import yaml
 
@@ -170,6 +170,11 @@ def schema(methods: Iterable[str] | None = None) -> dict[str, Any]:
             **trained, "combine": combine}
 
 
+def shipped_folder(params: Mapping[str, Any], network: str) -> str:
+    """The one folder a network's shipped weights live in (its stage's DVC dependency; ood.pipeline.recipe)."""
+    return f"weights/{params[RECIPE_BENCHMARKS[network]]['name']}/{network}"
+
+
 def _across_keys(params: dict[str, Any]) -> list[str]:
     """Rules that tie keys together (checked once every key is valid on its own)."""
     from ..models import PRETRAINED
@@ -182,7 +187,7 @@ def _across_keys(params: dict[str, Any]) -> list[str]:
                           f"(architectures with some: {', '.join(PRETRAINED)})")
         if section["epochs"] == 0 and not section["pretrained"]:
             errors.append(f"{net}.epochs: 0 (no training) needs {net}.pretrained: true")
-        shipped = f"weights/{params[RECIPE_BENCHMARKS[net]]['name']}/{net}"
+        shipped = shipped_folder(params, net)
         if section["weights"] not in ("", shipped):
             errors.append(f"{net}.weights: must be '' (train in the stage) or {shipped!r} (the shipped folder the "
                           f"stage tracks; ood.pipeline.recipe), got {section['weights']!r}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import platform
 import subprocess
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..data.fetch import sha256sum
 from ..io import atomic_write
 from . import params as Pm
 
@@ -45,9 +45,7 @@ class ShippedError(ValueError):
     """Shipped weights that are missing, corrupt or made by another recipe."""
 
 
-def folder(P: Mapping[str, Any], network: str) -> str:
-    """The one folder the network's shipped weights live in (the stage's DVC dependency)."""
-    return f"weights/{P[NETWORKS[network]]['name']}/{network}"
+folder = Pm.shipped_folder
 
 
 def _recipe(P: Mapping[str, Any], network: str) -> dict[str, Any]:
@@ -58,14 +56,6 @@ def _training_data(P: Mapping[str, Any], network: str) -> dict[str, Any]:
     section = NETWORKS[network]
     drop = TEST_ONLY_KEYS[section]
     return {"data_seed": P["data_seed"], section: {k: v for k, v in P[section].items() if k not in drop}}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _commit(root: Path) -> str:
@@ -135,7 +125,7 @@ def provenance_errors(network: str, P: Mapping[str, Any], root: Path) -> list[st
     errors = []
     for name, digest in prov["sha256"].items():
         path = seed_dir / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256sum(path) != digest:
             errors.append(f"{network}.weights: {path.relative_to(root)} is missing or does not match its sha256 "
                           f"in provenance.json (a corrupt or partial file: `git checkout -- {folder(P, network)}`)")
     for what, ours, theirs in (("recipe", _recipe(P, network), prov["recipe"]),
@@ -178,15 +168,14 @@ def obtain(network: str, P: Mapping[str, Any], root: Path) -> Network:
     if not P[network]["weights"]:
         bench = P[NETWORKS[network]]["name"]
         return train(network, P, root, root / "checkpoints" / bench / f"{network}.ckpt")
-    errors = check({**P, **{n: {**P[n], "weights": ""} for n in NETWORKS if n != network}}, root)
+    errors = provenance_errors(network, P, root)
     if errors:
         raise ShippedError("\n".join(errors))
     seed_dir = root / folder(P, network) / f"seed-{P['seed']}"
     prov = json.loads((seed_dir / "provenance.json").read_text())
     bench = ood.data.load_benchmark(**Pm.benchmark_args(P, NETWORKS[network], root))
     model = ood.models.load(seed_dir / f"{network}.pt")
-    ckpt_config = prov["config"]
-    return Network(model, ckpt_config, bench, prov["history"], f"{folder(P, network)}/seed-{P['seed']}")
+    return Network(model, prov["config"], bench, prov["history"], f"{folder(P, network)}/seed-{P['seed']}")
 
 
 def _validation_quality(network: str, net: Network) -> dict[str, float]:
@@ -232,7 +221,7 @@ def ship(network: str, seed: int, P: Mapping[str, Any], root: Path) -> Path:
             "device": str(resolve_device(S["device"])),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "final": net.history[-1] if net.history else {}, **_validation_quality(network, net),
-            "history": net.history, "sha256": {weights.name: _sha256(weights)}}
+            "history": net.history, "sha256": {weights.name: sha256sum(weights)}}
     atomic_write(out / "provenance.json", json.dumps(prov, indent=2) + "\n")
     return out
 
